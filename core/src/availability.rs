@@ -1,0 +1,351 @@
+//! Open, busy and free time per resource, and the one predicate that decides
+//! which starts of an appointment type a resource can take. Slot listing
+//! and the booking check both run [`Evaluator::resource_starts`]: listing
+//! over a window, booking over the one start.
+
+use chrono_tz::Tz;
+use medsched_storage::Nonexistent;
+
+use crate::interval::{self, Span};
+use crate::schedule::{Res, Schedule, Ty};
+use crate::time::{day_of_wall, ZoneTable, DAY};
+
+/// Most working-hour occurrences one rule may yield for one query.
+const WALL_LIMIT: usize = 1_000_000;
+
+/// Scratch space and zone tables for a run of queries over one window.
+#[derive(Debug)]
+pub(crate) struct Evaluator<'a> {
+    pub(crate) schedule: &'a Schedule,
+    from: i64,
+    to: i64,
+    tables: Vec<ZoneTable>,
+    walls: Vec<i64>,
+    blocks: Vec<Span>,
+    away: Vec<Span>,
+    open: Vec<Span>,
+    busy: Vec<Span>,
+    busy_merged: Vec<Span>,
+    events: Vec<(i64, i32)>,
+    pub(crate) free: Vec<Span>,
+    limited_days: Vec<i64>,
+    counts: Vec<(i64, u32)>,
+}
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator for instants in `[from, to)` (zone tables are built two
+    /// days wider).
+    pub(crate) fn new(schedule: &'a Schedule, from: i64, to: i64) -> Self {
+        Self {
+            schedule,
+            from,
+            to,
+            tables: Vec::new(),
+            walls: Vec::new(),
+            blocks: Vec::new(),
+            away: Vec::new(),
+            open: Vec::new(),
+            busy: Vec::new(),
+            busy_merged: Vec::new(),
+            events: Vec::new(),
+            free: Vec::new(),
+            limited_days: Vec::new(),
+            counts: Vec::new(),
+        }
+    }
+
+    /// Index into `self.tables` of the zone's table, built on first use.
+    pub(crate) fn table_idx(&mut self, zone: Tz) -> usize {
+        match self.tables.iter().position(|t| t.zone() == zone) {
+            Some(p) => p,
+            None => {
+                self.tables
+                    .push(ZoneTable::new(zone, self.from - 3 * DAY, self.to + 3 * DAY));
+                self.tables.len() - 1
+            }
+        }
+    }
+
+    /// The zone's table.
+    pub(crate) fn table(&mut self, zone: Tz) -> Option<&ZoneTable> {
+        let i = self.table_idx(zone);
+        self.tables.get(i)
+    }
+
+    /// Working-hour blocks of `res` (overrides applied, time off not
+    /// removed) that may touch `[from, to)`, sorted and merged into `blocks`.
+    fn hours(&mut self, res: &Res, from: i64, to: i64) {
+        self.blocks.clear();
+        let ti = self.table_idx(res.zone);
+        let Some(table) = self.tables.get(ti) else {
+            return;
+        };
+        let first_day = day_of_wall(table.wall(from)) - 1;
+        let last_day = day_of_wall(table.wall(to)) + 1;
+        let (from_wall, to_wall) = (first_day * DAY, (last_day + 1) * DAY);
+        for rule in &res.rules {
+            self.walls.clear();
+            // Errors cannot happen for compiled rules within a bounded
+            // window; a failed expansion contributes no hours.
+            if rule
+                .rec
+                .walls(table, from_wall, to_wall, WALL_LIMIT, &mut self.walls)
+                .is_err()
+            {
+                continue;
+            }
+            for &w in &self.walls {
+                let day = day_of_wall(w);
+                if has_override(res, day) {
+                    continue;
+                }
+                let Some(start) = table.resolve(w, rule.policy) else {
+                    continue;
+                };
+                let end_wall = (day + i64::from(rule.next_day)) * DAY + rule.end_tod;
+                let Some(end) = table.resolve(end_wall, Nonexistent::ShiftForward) else {
+                    continue;
+                };
+                if end > start {
+                    self.blocks.push((start, end));
+                }
+            }
+        }
+        let lo = res.overrides.partition_point(|(d, _)| *d < first_day);
+        for (day, blocks) in res.overrides.get(lo..).unwrap_or_default() {
+            if *day > last_day {
+                break;
+            }
+            for b in blocks {
+                let start = table.resolve(day * DAY + b.start_tod, Nonexistent::ShiftForward);
+                let end = table.resolve(
+                    (day + i64::from(b.next_day)) * DAY + b.end_tod,
+                    Nonexistent::ShiftForward,
+                );
+                if let (Some(s), Some(e)) = (start, end) {
+                    if e > s {
+                        self.blocks.push((s, e));
+                    }
+                }
+            }
+        }
+        interval::normalize(&mut self.blocks);
+    }
+
+    /// Open time of `res` in `[from, to)`: working hours less time off.
+    pub(crate) fn open(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
+        self.hours(res, from, to);
+        self.away.clear();
+        let lo = res.away.partition_point(|a| a.end <= from);
+        for a in res.away.get(lo..).unwrap_or_default() {
+            if a.start >= to {
+                break;
+            }
+            if a.end > from {
+                self.away.push((a.start, a.end));
+            }
+        }
+        self.away.sort_unstable();
+        self.open.clear();
+        interval::subtract(&self.blocks, &self.away, &mut self.open);
+        interval::clip(&mut self.open, from, to);
+        &self.open
+    }
+
+    /// Working hours only (no time off), clipped to `[from, to)`.
+    pub(crate) fn hours_only(&mut self, res: &Res, from: i64, to: i64) -> Vec<Span> {
+        self.hours(res, from, to);
+        let mut v = self.blocks.clone();
+        interval::clip(&mut v, from, to);
+        v
+    }
+
+    /// Busy time of `res` within `[from, to)`: where its capacity is used up.
+    pub(crate) fn busy(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
+        self.busy.clear();
+        let lo = res
+            .busy
+            .partition_point(|b| b.start < from - res.longest_busy);
+        for b in res.busy.get(lo..).unwrap_or_default() {
+            if b.start >= to {
+                break;
+            }
+            if b.end > from {
+                self.busy.push((b.start, b.end));
+            }
+        }
+        self.busy_merged.clear();
+        interval::at_least(
+            &self.busy,
+            res.capacity,
+            &mut self.events,
+            &mut self.busy_merged,
+        );
+        interval::clip(&mut self.busy_merged, from, to);
+        &self.busy_merged
+    }
+
+    /// Free time of `res` in `[from, to)` into `self.free`.
+    pub(crate) fn free(&mut self, res: &Res, from: i64, to: i64) {
+        self.open(res, from, to);
+        self.busy(res, from, to);
+        self.free.clear();
+        interval::subtract(&self.open, &self.busy_merged, &mut self.free);
+    }
+
+    /// Local days (day numbers) of `res` on which the type's per-day or
+    /// per-week limit is already reached, into `self.limited_days` (sorted).
+    fn limits(&mut self, res: &Res, type_idx: u32, ty: &Ty, ti: usize, from: i64, to: i64) {
+        self.limited_days.clear();
+        if ty.max_per_day.is_none() && ty.max_per_week.is_none() {
+            return;
+        }
+        let Some(table) = self.tables.get(ti) else {
+            return;
+        };
+        // Whole weeks around the window, in local days.
+        let first_day = day_of_wall(table.wall(from)) - 8;
+        let last_day = day_of_wall(table.wall(to)) + 8;
+        self.counts.clear();
+        for b in &res.busy {
+            if b.type_idx != Some(type_idx) {
+                continue;
+            }
+            let day = day_of_wall(table.wall(b.raw_start));
+            if day < first_day || day > last_day {
+                continue;
+            }
+            match self.counts.iter_mut().find(|(d, _)| *d == day) {
+                Some((_, n)) => *n += 1,
+                None => self.counts.push((day, 1)),
+            }
+        }
+        for day in first_day..=last_day {
+            let on_day = self
+                .counts
+                .iter()
+                .find(|(d, _)| *d == day)
+                .map_or(0, |(_, n)| *n);
+            let week = week_of_day(day);
+            let in_week: u32 = self
+                .counts
+                .iter()
+                .filter(|(d, _)| week_of_day(*d) == week)
+                .map(|(_, n)| n)
+                .sum();
+            let day_full = ty.max_per_day.is_some_and(|m| on_day >= m);
+            let week_full = ty.max_per_week.is_some_and(|m| in_week >= m);
+            if day_full || week_full {
+                self.limited_days.push(day);
+            }
+        }
+    }
+
+    /// The predicate: every start in `[from, to)` at which `res` can take an
+    /// appointment of the type, given `now`. Appends ascending starts.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn resource_starts(
+        &mut self,
+        res: &Res,
+        type_idx: u32,
+        ty: &Ty,
+        from: i64,
+        to: i64,
+        now: i64,
+        out: &mut Vec<i64>,
+    ) {
+        let mut lo = from.max(now).max(now.saturating_add(ty.notice));
+        let mut hi = to;
+        if let Some(h) = ty.horizon {
+            hi = hi.min(now.saturating_add(h));
+        }
+        if lo >= hi {
+            return;
+        }
+        // Align `lo` down is not needed: the grid walk starts at `lo`.
+        lo = lo.max(from);
+        hi = hi.min(to);
+        let (reach_before, reach_after) = (ty.reach_before(), ty.reach_after());
+        self.free(res, lo - reach_before, hi + reach_after);
+        let ti = self.table_idx(res.zone);
+        self.limits(res, type_idx, ty, ti, lo, hi);
+        let Some(table) = self.tables.get(ti) else {
+            return;
+        };
+        let free = &self.free;
+        let limited_days = &self.limited_days;
+        let mut limited = 0usize;
+        for &(a, b) in free {
+            let s_min = (a + reach_before).max(lo);
+            let s_max = (b - reach_after).min(hi - 1);
+            if s_min > s_max {
+                continue;
+            }
+            grid_walk(table, ty, s_min, s_max, |s, day| {
+                if !limited_days.is_empty() {
+                    while limited_days.get(limited).is_some_and(|d| *d < day) {
+                        limited += 1;
+                    }
+                    if limited_days.get(limited) == Some(&day) {
+                        return;
+                    }
+                }
+                out.push(s);
+            });
+        }
+    }
+}
+
+/// Monday-based week number of a day number.
+pub(crate) fn week_of_day(day: i64) -> i64 {
+    (day + 3).div_euclid(7)
+}
+
+fn has_override(res: &Res, day: i64) -> bool {
+    !res.overrides.is_empty()
+        && res
+            .overrides
+            .binary_search_by_key(&day, |(d, _)| *d)
+            .is_ok()
+}
+
+/// Whether `instant` lies on the type's grid in the zone of `table`.
+pub(crate) fn on_grid(table: &ZoneTable, ty: &Ty, instant: i64) -> bool {
+    let tod = table.wall(instant).rem_euclid(DAY);
+    tod >= ty.align && (tod - ty.align) % ty.step == 0
+}
+
+/// Calls `f(start, local_day)` for every grid start in `[s_min, s_max]`.
+fn grid_walk(table: &ZoneTable, ty: &Ty, s_min: i64, s_max: i64, mut f: impl FnMut(i64, i64)) {
+    let mut t = s_min;
+    while t <= s_max {
+        let offset = table.offset_at(t);
+        // This stretch of constant offset ends at the next change.
+        let piece_end = table.next_change(t).map_or(s_max, |c| (c - 1).min(s_max));
+        let mut wall = t + offset;
+        let end_wall = piece_end + offset;
+        // First grid wall time at or after `wall`.
+        let mut day = wall.div_euclid(DAY);
+        let tod = wall - day * DAY;
+        let mut next_tod = if tod <= ty.align {
+            ty.align
+        } else {
+            ty.align + (tod - ty.align + ty.step - 1) / ty.step * ty.step
+        };
+        if next_tod >= DAY {
+            day += 1;
+            next_tod = ty.align;
+        }
+        wall = day * DAY + next_tod;
+        while wall <= end_wall {
+            f(wall - offset, day);
+            let mut tod = wall - day * DAY + ty.step;
+            if tod >= DAY {
+                day += 1;
+                tod = ty.align;
+            }
+            wall = day * DAY + tod;
+        }
+        t = piece_end + 1;
+    }
+}

@@ -1,0 +1,220 @@
+//! The core's error type. Every variant has a stable snake_case code
+//! (listed in `docs/error-codes.md`); messages are one lowercase line that
+//! names records by id and never carries patient data.
+
+use std::fmt;
+
+/// What kind of record an id refers to, for [`Error::NotFound`] and
+/// [`Error::DuplicateId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// A provider, room or piece of equipment.
+    Resource,
+    /// An appointment type.
+    AppointmentType,
+    /// An appointment.
+    Appointment,
+    /// A working-hours rule.
+    WorkingHours,
+    /// A time-off entry.
+    TimeOff,
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordKind::Resource => "resource",
+            RecordKind::AppointmentType => "appointment type",
+            RecordKind::Appointment => "appointment",
+            RecordKind::WorkingHours => "working hours",
+            RecordKind::TimeOff => "time off",
+        })
+    }
+}
+
+/// An error from the scheduling core.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A time zone name that is not in the IANA database.
+    #[error("unknown time zone `{name}`")]
+    UnknownZone {
+        /// The name as given.
+        name: String,
+    },
+    /// A recurrence rule (or its DTSTART, RDATE, EXDATE lines) that cannot be read.
+    #[error("invalid recurrence rule: {detail}")]
+    RruleInvalid {
+        /// What is wrong, without the caller's other data.
+        detail: String,
+    },
+    /// An expansion would need more work than its bound allows.
+    #[error("recurrence expansion exceeds {limit} steps before reaching the window end")]
+    RecurrenceTooLarge {
+        /// The bound that was hit.
+        limit: usize,
+    },
+    /// An interval whose end is not after its start.
+    #[error("{what} ends at or before it starts")]
+    EndBeforeStart {
+        /// Which interval.
+        what: String,
+    },
+    /// A query window longer than the core accepts.
+    #[error("window of {days} days exceeds the maximum of {max_days} days")]
+    WindowTooLarge {
+        /// Days asked for.
+        days: i64,
+        /// Days allowed.
+        max_days: i64,
+    },
+    /// A reference to a record that does not exist.
+    #[error("{kind} `{id}` not found")]
+    NotFound {
+        /// The kind of record.
+        kind: RecordKind,
+        /// Its id.
+        id: String,
+    },
+    /// Two records of one kind with one id.
+    #[error("duplicate {kind} id `{id}`")]
+    DuplicateId {
+        /// The kind of record.
+        kind: RecordKind,
+        /// The repeated id.
+        id: String,
+    },
+    /// A field whose value is out of range or inconsistent.
+    #[error("invalid {field}: {detail}")]
+    InvalidInput {
+        /// The field, as a path (`appointment_types[2].step_min`).
+        field: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A clinic file or document that cannot be parsed.
+    #[error("malformed {format} document: {detail}")]
+    Malformed {
+        /// `json` or `toml`.
+        format: &'static str,
+        /// The parser's account, with line and column.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// The stable snake_case code of this error; bindings branch on it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::UnknownZone { .. } => "unknown_zone",
+            Error::RruleInvalid { .. } => "rrule_invalid",
+            Error::RecurrenceTooLarge { .. } => "recurrence_too_large",
+            Error::EndBeforeStart { .. } => "end_before_start",
+            Error::WindowTooLarge { .. } => "window_too_large",
+            Error::NotFound { .. } => "not_found",
+            Error::DuplicateId { .. } => "duplicate_id",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::Malformed { .. } => "malformed_document",
+        }
+    }
+
+    /// Every code this layer can return, for binding completeness tests.
+    pub const CODES: &'static [&'static str] = &[
+        "unknown_zone",
+        "rrule_invalid",
+        "recurrence_too_large",
+        "end_before_start",
+        "window_too_large",
+        "not_found",
+        "duplicate_id",
+        "invalid_input",
+        "malformed_document",
+    ];
+
+    pub(crate) fn unknown_zone(name: &str) -> Self {
+        Error::UnknownZone {
+            name: truncate(name),
+        }
+    }
+
+    pub(crate) fn rrule(detail: impl Into<String>) -> Self {
+        Error::RruleInvalid {
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn not_found(kind: RecordKind, id: &str) -> Self {
+        Error::NotFound {
+            kind,
+            id: truncate(id),
+        }
+    }
+}
+
+/// Caller input echoed in a message is cut to a readable length.
+pub(crate) fn truncate(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(MAX).collect();
+        out.push('…');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_listed_once_and_match_variants() {
+        let samples = [
+            Error::unknown_zone("Mars/Base"),
+            Error::rrule("x"),
+            Error::RecurrenceTooLarge { limit: 1 },
+            Error::EndBeforeStart {
+                what: "window".into(),
+            },
+            Error::WindowTooLarge {
+                days: 2,
+                max_days: 1,
+            },
+            Error::not_found(RecordKind::Resource, "r"),
+            Error::DuplicateId {
+                kind: RecordKind::Resource,
+                id: "r".into(),
+            },
+            Error::invalid("f", "d"),
+            Error::Malformed {
+                format: "json",
+                detail: "d".into(),
+            },
+        ];
+        let codes: Vec<_> = samples.iter().map(Error::code).collect();
+        assert_eq!(codes, Error::CODES);
+        let doc = include_str!("../../docs/error-codes.md");
+        for code in Error::CODES {
+            assert!(
+                doc.contains(&format!("`{code}`")),
+                "{code} missing from docs/error-codes.md"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_are_one_lowercase_line() {
+        let e = Error::unknown_zone("Mars/Base");
+        let m = e.to_string();
+        assert_eq!(m, "unknown time zone `Mars/Base`");
+        assert!(!m.contains('\n'));
+    }
+}

@@ -1,0 +1,537 @@
+//! `Schedule`: a clinic compiled for fast queries. Ids become indices,
+//! zones and rules are parsed once, appointments are sorted per resource as
+//! busy spans. Building it validates the whole clinic, so a query never
+//! meets a bad reference.
+
+use std::collections::HashMap;
+
+use chrono::{NaiveTime, Timelike};
+use chrono_tz::Tz;
+use medsched_storage::{
+    Appointment, AppointmentType, Clinic, LocalBlock, Nonexistent, Settings, WorkingHours,
+};
+
+use crate::error::{Error, RecordKind};
+use crate::recurrence::{Moment, Recurrence};
+use crate::time::{day_of_date, parse_zone};
+
+const MINUTE: i64 = 60;
+
+/// A working-hours rule ready to expand.
+#[derive(Debug, Clone)]
+pub(crate) struct HoursRule {
+    pub(crate) rec: Recurrence,
+    /// Seconds after local midnight of the block end.
+    pub(crate) end_tod: i64,
+    /// Whether the block ends on the next local day.
+    pub(crate) next_day: bool,
+    pub(crate) policy: Nonexistent,
+}
+
+/// A block of an override date, as seconds after local midnight.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DayBlock {
+    pub(crate) start_tod: i64,
+    pub(crate) end_tod: i64,
+    pub(crate) next_day: bool,
+}
+
+/// An appointment that holds time on a resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Busy {
+    /// Start widened by the recorded buffer before.
+    pub(crate) start: i64,
+    /// End widened by the recorded buffer after.
+    pub(crate) end: i64,
+    pub(crate) raw_start: i64,
+    pub(crate) raw_end: i64,
+    pub(crate) appointment: u32,
+    pub(crate) type_idx: Option<u32>,
+}
+
+/// Time off on a resource.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Away {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) index: u32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Res {
+    pub(crate) id: String,
+    pub(crate) zone: Tz,
+    pub(crate) capacity: u32,
+    pub(crate) rules: Vec<HoursRule>,
+    /// Override dates (day numbers), sorted, with their blocks.
+    pub(crate) overrides: Vec<(i64, Vec<DayBlock>)>,
+    /// Sorted by start.
+    pub(crate) away: Vec<Away>,
+    /// Sorted by widened start.
+    pub(crate) busy: Vec<Busy>,
+    /// Longest widened busy span, to bound look-ups.
+    pub(crate) longest_busy: i64,
+    pub(crate) tags: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) count: u32,
+    /// Resource indices, ascending.
+    pub(crate) members: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Ty {
+    pub(crate) id: String,
+    pub(crate) duration: i64,
+    pub(crate) before: i64,
+    pub(crate) after: i64,
+    pub(crate) step: i64,
+    pub(crate) align: i64,
+    pub(crate) notice: i64,
+    pub(crate) horizon: Option<i64>,
+    pub(crate) max_per_day: Option<u32>,
+    pub(crate) max_per_week: Option<u32>,
+    pub(crate) groups: Vec<Group>,
+}
+
+impl Ty {
+    /// Seconds the appointment with its buffers reaches before its start.
+    pub(crate) fn reach_before(&self) -> i64 {
+        self.before
+    }
+
+    /// Seconds the appointment with its buffers reaches after its start.
+    pub(crate) fn reach_after(&self) -> i64 {
+        self.duration + self.after
+    }
+
+    /// Whether the type is "one of these resources", the common case.
+    pub(crate) fn is_single_choice(&self) -> bool {
+        matches!(self.groups.as_slice(), [g] if g.count == 1)
+    }
+}
+
+/// A clinic compiled for queries. Cheap to share between threads.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub(crate) settings: Settings,
+    /// Sorted by id, so index order is id order.
+    pub(crate) resources: Vec<Res>,
+    pub(crate) resource_index: HashMap<String, u32>,
+    pub(crate) types: Vec<Ty>,
+    pub(crate) type_index: HashMap<String, u32>,
+    pub(crate) appointments: Vec<Appointment>,
+    pub(crate) appointment_index: HashMap<String, u32>,
+    /// Time-off ids, by index.
+    pub(crate) time_off_ids: Vec<String>,
+    /// Per patient id: holding appointments as `(start, end, appointment)`.
+    pub(crate) patient_busy: HashMap<String, Vec<(i64, i64, u32)>>,
+}
+
+fn minutes(field: impl Fn() -> String, value: u32, min: u32) -> Result<i64, Error> {
+    if value < min {
+        return Err(Error::invalid(
+            field(),
+            format!("must be at least {min} minutes"),
+        ));
+    }
+    if value > 366 * 24 * 60 {
+        return Err(Error::invalid(field(), "must be at most a year"));
+    }
+    Ok(i64::from(value) * MINUTE)
+}
+
+fn tod(t: NaiveTime) -> i64 {
+    i64::from(t.num_seconds_from_midnight())
+}
+
+fn day_block(b: &LocalBlock) -> DayBlock {
+    DayBlock {
+        start_tod: tod(b.start),
+        end_tod: tod(b.end),
+        next_day: b.end <= b.start,
+    }
+}
+
+impl Schedule {
+    /// Validates a clinic and compiles it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownZone`], [`Error::RruleInvalid`], [`Error::DuplicateId`],
+    /// [`Error::NotFound`] for a dangling reference, [`Error::EndBeforeStart`],
+    /// [`Error::InvalidInput`] for an out-of-range field.
+    pub fn new(clinic: &Clinic) -> Result<Self, Error> {
+        let mut order: Vec<usize> = (0..clinic.resources.len()).collect();
+        order.sort_by(|a, b| {
+            let ia = clinic.resources.get(*a).map(|r| r.id.as_str());
+            let ib = clinic.resources.get(*b).map(|r| r.id.as_str());
+            ia.cmp(&ib)
+        });
+        let mut resources = Vec::with_capacity(order.len());
+        let mut resource_index = HashMap::with_capacity(order.len());
+        for (pos, &i) in order.iter().enumerate() {
+            let Some(r) = clinic.resources.get(i) else {
+                continue;
+            };
+            if r.id.as_str().is_empty() {
+                return Err(Error::invalid(
+                    format!("resources[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if resource_index.insert(r.id.0.clone(), pos as u32).is_some() {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::Resource,
+                    id: r.id.0.clone(),
+                });
+            }
+            if r.capacity == 0 {
+                return Err(Error::invalid(
+                    format!("resources[{i}].capacity"),
+                    "must be at least 1",
+                ));
+            }
+            resources.push(Res {
+                id: r.id.0.clone(),
+                zone: parse_zone(&r.zone)?,
+                capacity: r.capacity,
+                rules: Vec::new(),
+                overrides: Vec::new(),
+                away: Vec::new(),
+                busy: Vec::new(),
+                longest_busy: 0,
+                tags: r.tags.clone(),
+            });
+        }
+        let lookup = |id: &str| -> Result<u32, Error> {
+            resource_index
+                .get(id)
+                .copied()
+                .ok_or_else(|| Error::not_found(RecordKind::Resource, id))
+        };
+
+        for (i, wh) in clinic.working_hours.iter().enumerate() {
+            let r = lookup(wh.resource.as_str())?;
+            let res = resources
+                .get_mut(r as usize)
+                .ok_or_else(|| Error::not_found(RecordKind::Resource, wh.resource.as_str()))?;
+            let rule = compile_hours(wh, res.zone)
+                .map_err(|e| in_field(e, &format!("working_hours[{i}]")))?;
+            res.rules.push(rule);
+        }
+
+        for (i, ov) in clinic.overrides.iter().enumerate() {
+            let r = lookup(ov.resource.as_str())?;
+            let day = day_of_date(ov.date);
+            for (j, b) in ov.blocks.iter().enumerate() {
+                if b.start == b.end {
+                    return Err(Error::EndBeforeStart {
+                        what: format!("overrides[{i}].blocks[{j}]"),
+                    });
+                }
+            }
+            if let Some(res) = resources.get_mut(r as usize) {
+                let blocks = ov.blocks.iter().map(day_block).collect::<Vec<_>>();
+                match res.overrides.iter_mut().find(|(d, _)| *d == day) {
+                    Some((_, existing)) => existing.extend(blocks),
+                    None => res.overrides.push((day, blocks)),
+                }
+            }
+        }
+
+        let mut time_off_ids = Vec::with_capacity(clinic.time_off.len());
+        for (i, off) in clinic.time_off.iter().enumerate() {
+            let (start, end) = (off.start.timestamp(), off.end.timestamp());
+            if end <= start {
+                return Err(Error::EndBeforeStart {
+                    what: format!("time off `{}`", crate::error::truncate(&off.id)),
+                });
+            }
+            let away = Away {
+                start,
+                end,
+                index: i as u32,
+            };
+            match &off.resource {
+                Some(id) => {
+                    let r = lookup(id.as_str())?;
+                    if let Some(res) = resources.get_mut(r as usize) {
+                        res.away.push(away);
+                    }
+                }
+                None => resources.iter_mut().for_each(|res| res.away.push(away)),
+            }
+            time_off_ids.push(off.id.clone());
+        }
+
+        let mut types = Vec::with_capacity(clinic.appointment_types.len());
+        let mut type_index = HashMap::new();
+        for (i, t) in clinic.appointment_types.iter().enumerate() {
+            if type_index.insert(t.id.0.clone(), i as u32).is_some() {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::AppointmentType,
+                    id: t.id.0.clone(),
+                });
+            }
+            types.push(compile_type(t, i, &resources, &resource_index)?);
+        }
+
+        let mut appointment_index = HashMap::with_capacity(clinic.appointments.len());
+        let mut patient_busy: HashMap<String, Vec<(i64, i64, u32)>> = HashMap::new();
+        for (i, a) in clinic.appointments.iter().enumerate() {
+            if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::Appointment,
+                    id: a.id.0.clone(),
+                });
+            }
+            let type_idx =
+                match &a.type_id {
+                    Some(t) => Some(type_index.get(t.as_str()).copied().ok_or_else(|| {
+                        Error::not_found(RecordKind::AppointmentType, t.as_str())
+                    })?),
+                    None => None,
+                };
+            let span = match (a.start, a.end) {
+                (Some(s), Some(e)) => {
+                    let (s, e) = (s.timestamp(), e.timestamp());
+                    if e <= s {
+                        return Err(Error::EndBeforeStart {
+                            what: format!(
+                                "appointment `{}`",
+                                crate::error::truncate(a.id.as_str())
+                            ),
+                        });
+                    }
+                    Some((s, e))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(Error::invalid(
+                        format!("appointments[{i}]"),
+                        "start and end must both be given or both be absent",
+                    ))
+                }
+            };
+            for rid in &a.resources {
+                lookup(rid.as_str())?;
+            }
+            let Some((s, e)) = span else { continue };
+            if !a.status.holds_time() {
+                continue;
+            }
+            let before = i64::from(a.buffer_before_min) * MINUTE;
+            let after = i64::from(a.buffer_after_min) * MINUTE;
+            for rid in &a.resources {
+                let r = lookup(rid.as_str())?;
+                if let Some(res) = resources.get_mut(r as usize) {
+                    res.busy.push(Busy {
+                        start: s - before,
+                        end: e + after,
+                        raw_start: s,
+                        raw_end: e,
+                        appointment: i as u32,
+                        type_idx,
+                    });
+                }
+            }
+            if let Some(p) = &a.patient {
+                patient_busy
+                    .entry(p.0.clone())
+                    .or_default()
+                    .push((s, e, i as u32));
+            }
+        }
+        for res in &mut resources {
+            res.overrides.sort_by_key(|(d, _)| *d);
+            res.away.sort_by_key(|a| (a.start, a.end));
+            res.busy.sort_by_key(|b| (b.start, b.end));
+            res.longest_busy = res.busy.iter().map(|b| b.end - b.start).max().unwrap_or(0);
+        }
+        for v in patient_busy.values_mut() {
+            v.sort_unstable();
+        }
+        Ok(Self {
+            settings: clinic.settings,
+            resources,
+            resource_index,
+            types,
+            type_index,
+            appointments: clinic.appointments.clone(),
+            appointment_index,
+            time_off_ids,
+            patient_busy,
+        })
+    }
+
+    pub(crate) fn resource_idx(&self, id: &str) -> Result<u32, Error> {
+        self.resource_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::not_found(RecordKind::Resource, id))
+    }
+
+    pub(crate) fn type_idx(&self, id: &str) -> Result<u32, Error> {
+        self.type_index
+            .get(id)
+            .copied()
+            .ok_or_else(|| Error::not_found(RecordKind::AppointmentType, id))
+    }
+
+    pub(crate) fn res(&self, idx: u32) -> Option<&Res> {
+        self.resources.get(idx as usize)
+    }
+
+    pub(crate) fn ty(&self, idx: u32) -> Option<&Ty> {
+        self.types.get(idx as usize)
+    }
+
+    /// Resource ids in index order (ascending).
+    pub fn resource_ids(&self) -> impl Iterator<Item = &str> {
+        self.resources.iter().map(|r| r.id.as_str())
+    }
+
+    /// The id of the resource at `index`.
+    pub fn resource_id(&self, index: u32) -> Option<&str> {
+        self.res(index).map(|r| r.id.as_str())
+    }
+
+    /// The zone of a resource.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown id.
+    pub fn resource_zone(&self, id: &str) -> Result<Tz, Error> {
+        let idx = self.resource_idx(id)?;
+        self.res(idx)
+            .map(|r| r.zone)
+            .ok_or_else(|| Error::not_found(RecordKind::Resource, id))
+    }
+
+    /// The appointment with this index.
+    pub(crate) fn appointment(&self, idx: u32) -> Option<&Appointment> {
+        self.appointments.get(idx as usize)
+    }
+
+    /// The appointment id at `idx`.
+    pub(crate) fn appointment_id(&self, idx: u32) -> String {
+        self.appointment(idx)
+            .map(|a| a.id.0.clone())
+            .unwrap_or_default()
+    }
+
+    /// Clinic settings.
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+}
+
+fn in_field(e: Error, place: &str) -> Error {
+    match e {
+        Error::RruleInvalid { detail } => Error::RruleInvalid {
+            detail: format!("{place}: {detail}"),
+        },
+        other => other,
+    }
+}
+
+fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Error> {
+    let zone = match &wh.zone {
+        Some(z) => parse_zone(z)?,
+        None => resource_zone,
+    };
+    if wh.end == wh.dtstart.time() {
+        return Err(Error::EndBeforeStart {
+            what: "working-hours block".into(),
+        });
+    }
+    let mut rec = Recurrence::new(zone, wh.dtstart, &wh.rrule)?.with_policy(wh.nonexistent);
+    for d in &wh.rdates {
+        rec.add_rdate(Moment::Wall(d.and_time(wh.dtstart.time())));
+    }
+    for d in &wh.exdates {
+        rec.add_exdate(Moment::Wall(d.and_time(wh.dtstart.time())));
+    }
+    Ok(HoursRule {
+        rec,
+        end_tod: tod(wh.end),
+        next_day: wh.end <= wh.dtstart.time(),
+        policy: wh.nonexistent,
+    })
+}
+
+fn compile_type(
+    t: &AppointmentType,
+    i: usize,
+    resources: &[Res],
+    index: &HashMap<String, u32>,
+) -> Result<Ty, Error> {
+    let f = |name: &str| format!("appointment_types[{i}].{name}");
+    let step = minutes(|| f("step_min"), t.step_min, 1)?;
+    let align = minutes(|| f("align_offset_min"), t.align_offset_min, 0)?;
+    if align >= crate::time::DAY {
+        return Err(Error::invalid(
+            f("align_offset_min"),
+            "must be less than a day",
+        ));
+    }
+    if t.requirements.is_empty() {
+        return Err(Error::invalid(
+            f("requirements"),
+            "must name at least one group",
+        ));
+    }
+    let mut groups = Vec::with_capacity(t.requirements.len());
+    for (g, req) in t.requirements.iter().enumerate() {
+        let mut members: Vec<u32> = Vec::new();
+        for rid in &req.resources {
+            members.push(
+                index
+                    .get(rid.as_str())
+                    .copied()
+                    .ok_or_else(|| Error::not_found(RecordKind::Resource, rid.as_str()))?,
+            );
+        }
+        if let Some(tag) = &req.tag {
+            for (ri, r) in resources.iter().enumerate() {
+                if r.tags.iter().any(|x| x == tag) {
+                    members.push(ri as u32);
+                }
+            }
+        }
+        members.sort_unstable();
+        members.dedup();
+        if req.count == 0 {
+            return Err(Error::invalid(
+                format!("{}[{g}].count", f("requirements")),
+                "must be at least 1",
+            ));
+        }
+        if (members.len() as u32) < req.count {
+            return Err(Error::invalid(
+                format!("{}[{g}]", f("requirements")),
+                format!("needs {} resources but names {}", req.count, members.len()),
+            ));
+        }
+        groups.push(Group {
+            count: req.count,
+            members,
+        });
+    }
+    Ok(Ty {
+        id: t.id.0.clone(),
+        duration: minutes(|| f("duration_min"), t.duration_min, 1)?,
+        before: minutes(|| f("buffer_before_min"), t.buffer_before_min, 0)?,
+        after: minutes(|| f("buffer_after_min"), t.buffer_after_min, 0)?,
+        step,
+        align,
+        notice: minutes(|| f("min_notice_min"), t.min_notice_min, 0)?,
+        horizon: t.horizon_days.map(|d| i64::from(d) * crate::time::DAY),
+        max_per_day: t.max_per_day,
+        max_per_week: t.max_per_week,
+        groups,
+    })
+}

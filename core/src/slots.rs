@@ -1,0 +1,425 @@
+//! Slot search over requirement groups, and the public availability queries.
+
+use chrono::{DateTime, Utc};
+
+use crate::availability::Evaluator;
+use crate::error::Error;
+use crate::interval::Span;
+use crate::schedule::{Schedule, Ty};
+use crate::time::{utc_of, DAY};
+
+/// Longest query window, in days.
+pub const MAX_WINDOW_DAYS: i64 = 400;
+
+/// A slot query: bookable starts of one appointment type in `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct SlotQuery {
+    /// Appointment type id.
+    pub type_id: String,
+    /// Window start (slot starts at or after it).
+    pub from: DateTime<Utc>,
+    /// Window end (slot starts before it).
+    pub to: DateTime<Utc>,
+    /// The current instant; notice and horizon count from it.
+    pub now: DateTime<Utc>,
+    /// Only these resources may be assigned (all eligible ones when empty).
+    pub resources: Vec<String>,
+}
+
+/// One resource able to take the appointment at one start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotEntry {
+    /// Resource index (index order is id order); see [`Schedule::resource_id`].
+    pub resource: u32,
+    /// Start instant, seconds since the epoch.
+    pub start: i64,
+}
+
+/// One bookable start with a full assignment (one resource list per group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Start instant, seconds since the epoch.
+    pub start: i64,
+    /// For each requirement group, the resources a booking would take.
+    pub groups: Vec<Vec<u32>>,
+}
+
+/// The answer to a [`SlotQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Slots {
+    /// Duration of the appointment, seconds.
+    pub duration: i64,
+    /// Every (resource, start) where that resource can take part in a
+    /// booking at that start; sorted by resource id, then start.
+    pub entries: Vec<SlotEntry>,
+    /// Every bookable start with one assignment, ascending.
+    pub assignments: Vec<Assignment>,
+}
+
+impl Slots {
+    /// Number of distinct bookable starts.
+    pub fn len(&self) -> usize {
+        self.assignments.len()
+    }
+
+    /// Whether nothing is bookable.
+    pub fn is_empty(&self) -> bool {
+        self.assignments.is_empty()
+    }
+}
+
+pub(crate) struct Prepared {
+    pub(crate) type_idx: u32,
+    pub(crate) from: i64,
+    pub(crate) to: i64,
+    pub(crate) now: i64,
+    /// Candidate resources (sorted) and for each the groups it is in.
+    pub(crate) candidates: Vec<u32>,
+}
+
+pub(crate) fn check_window(from: i64, to: i64) -> Result<(), Error> {
+    if to <= from {
+        return Err(Error::EndBeforeStart {
+            what: "window".into(),
+        });
+    }
+    let days = (to - from + DAY - 1) / DAY;
+    if days > MAX_WINDOW_DAYS {
+        return Err(Error::WindowTooLarge {
+            days,
+            max_days: MAX_WINDOW_DAYS,
+        });
+    }
+    Ok(())
+}
+
+impl Schedule {
+    fn prepare(&self, q: &SlotQuery) -> Result<Prepared, Error> {
+        let type_idx = self.type_idx(&q.type_id)?;
+        let (from, to, now) = (q.from.timestamp(), q.to.timestamp(), q.now.timestamp());
+        check_window(from, to)?;
+        let ty = self
+            .ty(type_idx)
+            .ok_or_else(|| Error::invalid("type", "unknown"))?;
+        let mut allowed = Vec::with_capacity(q.resources.len());
+        for id in &q.resources {
+            allowed.push(self.resource_idx(id)?);
+        }
+        let mut candidates: Vec<u32> = ty
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().copied())
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        if !allowed.is_empty() {
+            candidates.retain(|c| allowed.contains(c));
+        }
+        Ok(Prepared {
+            type_idx,
+            from,
+            to,
+            now,
+            candidates,
+        })
+    }
+
+    /// Bookable slots of a type in a window.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown type or resource,
+    /// [`Error::EndBeforeStart`] and [`Error::WindowTooLarge`] for a bad window.
+    pub fn slots(&self, q: &SlotQuery) -> Result<Slots, Error> {
+        let p = self.prepare(q)?;
+        let per = self.starts_for(&p, &p.candidates);
+        Ok(self.assemble(&p, per))
+    }
+
+    /// Like [`Schedule::slots`], with the resources split over `threads`
+    /// OS threads.
+    ///
+    /// # Errors
+    ///
+    /// As [`Schedule::slots`].
+    pub fn slots_parallel(&self, q: &SlotQuery, threads: usize) -> Result<Slots, Error> {
+        let p = self.prepare(q)?;
+        let threads = threads.clamp(1, 64).min(p.candidates.len().max(1));
+        if threads <= 1 {
+            let per = self.starts_for(&p, &p.candidates);
+            return Ok(self.assemble(&p, per));
+        }
+        let chunk = p.candidates.len().div_ceil(threads);
+        let parts: Vec<Vec<(u32, Vec<i64>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = p
+                .candidates
+                .chunks(chunk)
+                .map(|c| scope.spawn(|| self.starts_for(&p, c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        Ok(self.assemble(&p, parts.into_iter().flatten().collect()))
+    }
+
+    /// Starts per candidate resource.
+    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Vec<(u32, Vec<i64>)> {
+        let Some(ty) = self.ty(p.type_idx) else {
+            return Vec::new();
+        };
+        let mut ev = Evaluator::new(self, p.from - ty.reach_before(), p.to + ty.reach_after());
+        resources
+            .iter()
+            .filter_map(|&r| {
+                let res = self.res(r)?;
+                let mut out = Vec::new();
+                ev.resource_starts(res, p.type_idx, ty, p.from, p.to, p.now, &mut out);
+                Some((r, out))
+            })
+            .collect()
+    }
+
+    fn assemble(&self, p: &Prepared, per: Vec<(u32, Vec<i64>)>) -> Slots {
+        let Some(ty) = self.ty(p.type_idx) else {
+            return Slots::default();
+        };
+        if ty.is_single_choice() {
+            let mut entries: Vec<SlotEntry> =
+                Vec::with_capacity(per.iter().map(|(_, v)| v.len()).sum());
+            let mut starts: Vec<(i64, u32)> = Vec::with_capacity(entries.capacity());
+            for (r, v) in &per {
+                for &s in v {
+                    entries.push(SlotEntry {
+                        resource: *r,
+                        start: s,
+                    });
+                    starts.push((s, *r));
+                }
+            }
+            starts.sort_unstable();
+            let mut assignments: Vec<Assignment> = Vec::new();
+            for (s, r) in starts {
+                if assignments.last().is_some_and(|a| a.start == s) {
+                    continue;
+                }
+                assignments.push(Assignment {
+                    start: s,
+                    groups: vec![vec![r]],
+                });
+            }
+            return Slots {
+                duration: ty.duration,
+                entries,
+                assignments,
+            };
+        }
+        // General case: a start is bookable when the groups can be filled
+        // with distinct resources free at that start.
+        let mut all: Vec<(i64, u32)> = per
+            .iter()
+            .flat_map(|(r, v)| v.iter().map(move |s| (*s, *r)))
+            .collect();
+        all.sort_unstable();
+        let mut entries = Vec::new();
+        let mut assignments = Vec::new();
+        let mut i = 0usize;
+        while let Some(&(s, _)) = all.get(i) {
+            let mut j = i;
+            let mut free: Vec<u32> = Vec::new();
+            while let Some(&(s2, r)) = all.get(j) {
+                if s2 != s {
+                    break;
+                }
+                free.push(r);
+                j += 1;
+            }
+            if let Some(groups) = assign(ty, &free, None) {
+                for &r in &free {
+                    let takes = groups.iter().flatten().any(|x| *x == r)
+                        || ty.groups.iter().enumerate().any(|(g, grp)| {
+                            grp.members.contains(&r) && assign(ty, &free, Some((g, r))).is_some()
+                        });
+                    if takes {
+                        entries.push(SlotEntry {
+                            resource: r,
+                            start: s,
+                        });
+                    }
+                }
+                assignments.push(Assignment { start: s, groups });
+            }
+            i = j;
+        }
+        entries.sort_unstable();
+        Slots {
+            duration: ty.duration,
+            entries,
+            assignments,
+        }
+    }
+
+    /// Open time of a resource in a window: working hours (with overrides)
+    /// less time off.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::EndBeforeStart`], [`Error::WindowTooLarge`].
+    pub fn open(
+        &self,
+        resource: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Span>, Error> {
+        let (r, from, to) = self.window_for(resource, from, to)?;
+        let res = self
+            .res(r)
+            .ok_or_else(|| Error::invalid("resource", "unknown"))?;
+        let mut ev = Evaluator::new(self, from, to);
+        Ok(ev.open(res, from, to).to_vec())
+    }
+
+    /// Busy time of a resource in a window: where appointments (widened by
+    /// their recorded buffers) use up its capacity.
+    ///
+    /// # Errors
+    ///
+    /// As [`Schedule::open`].
+    pub fn busy(
+        &self,
+        resource: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Span>, Error> {
+        let (r, from, to) = self.window_for(resource, from, to)?;
+        let res = self
+            .res(r)
+            .ok_or_else(|| Error::invalid("resource", "unknown"))?;
+        let mut ev = Evaluator::new(self, from, to);
+        Ok(ev.busy(res, from, to).to_vec())
+    }
+
+    /// Free time of a resource in a window: open less busy.
+    ///
+    /// # Errors
+    ///
+    /// As [`Schedule::open`].
+    pub fn free(
+        &self,
+        resource: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Span>, Error> {
+        let (r, from, to) = self.window_for(resource, from, to)?;
+        let res = self
+            .res(r)
+            .ok_or_else(|| Error::invalid("resource", "unknown"))?;
+        let mut ev = Evaluator::new(self, from, to);
+        ev.free(res, from, to);
+        Ok(ev.free.clone())
+    }
+
+    fn window_for(
+        &self,
+        resource: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(u32, i64, i64), Error> {
+        let r = self.resource_idx(resource)?;
+        let (from, to) = (from.timestamp(), to.timestamp());
+        check_window(from, to)?;
+        Ok((r, from, to))
+    }
+}
+
+/// Fills the type's groups from `free` resources with distinct resources;
+/// `force` puts one resource into one group first. Returns the resources
+/// per group.
+pub(crate) fn assign(ty: &Ty, free: &[u32], force: Option<(usize, u32)>) -> Option<Vec<Vec<u32>>> {
+    // Seats: one per needed resource, labelled with its group.
+    let mut seats: Vec<usize> = Vec::new();
+    for (g, grp) in ty.groups.iter().enumerate() {
+        for _ in 0..grp.count {
+            seats.push(g);
+        }
+    }
+    let mut holder: Vec<Option<u32>> = vec![None; seats.len()];
+    if let Some((g, r)) = force {
+        let seat = seats.iter().position(|s| *s == g)?;
+        if let Some(h) = holder.get_mut(seat) {
+            *h = Some(r);
+        }
+    }
+    for seat in 0..seats.len() {
+        if holder.get(seat).copied().flatten().is_some() {
+            continue;
+        }
+        let mut seen = vec![false; free.len()];
+        if !augment(ty, &seats, free, seat, &mut holder, &mut seen, force) {
+            return None;
+        }
+    }
+    let mut groups = vec![Vec::new(); ty.groups.len()];
+    for (seat, h) in holder.iter().enumerate() {
+        if let (Some(r), Some(&g)) = (h, seats.get(seat)) {
+            if let Some(v) = groups.get_mut(g) {
+                v.push(*r);
+            }
+        }
+    }
+    groups.iter_mut().for_each(|v| v.sort_unstable());
+    Some(groups)
+}
+
+fn augment(
+    ty: &Ty,
+    seats: &[usize],
+    free: &[u32],
+    seat: usize,
+    holder: &mut Vec<Option<u32>>,
+    seen: &mut Vec<bool>,
+    force: Option<(usize, u32)>,
+) -> bool {
+    let Some(&g) = seats.get(seat) else {
+        return false;
+    };
+    let Some(grp) = ty.groups.get(g) else {
+        return false;
+    };
+    for (k, &r) in free.iter().enumerate() {
+        if !grp.members.contains(&r) || seen.get(k).copied().unwrap_or(true) {
+            continue;
+        }
+        if force.is_some_and(|(_, fr)| fr == r) {
+            continue;
+        }
+        if let Some(x) = seen.get_mut(k) {
+            *x = true;
+        }
+        let current = holder.iter().position(|h| *h == Some(r));
+        let ok = match current {
+            None => true,
+            Some(other) => augment(ty, seats, free, other, holder, seen, force),
+        };
+        if ok {
+            if let Some(other) = current {
+                if holder.get(other) == Some(&Some(r)) {
+                    if let Some(h) = holder.get_mut(other) {
+                        *h = None;
+                    }
+                }
+            }
+            if let Some(h) = holder.get_mut(seat) {
+                *h = Some(r);
+            }
+            return true;
+        }
+    }
+    false
+}
+
+/// Formats a slot start for display.
+pub fn slot_time(start: i64) -> DateTime<Utc> {
+    utc_of(start)
+}
