@@ -657,3 +657,19 @@ impl Schedule {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Reason;
+
+    #[test]
+    fn reason_codes_are_documented() {
+        let doc = include_str!("../../docs/error-codes.md");
+        for code in Reason::CODES {
+            assert!(
+                doc.contains(&format!("`{code}`")),
+                "{code} missing from docs/error-codes.md"
+            );
+        }
+    }
+}

@@ -91,16 +91,22 @@ pub fn at_least(spans: &[Span], c: u32, events: &mut Vec<(i64, i32)>, out: &mut 
     events.sort_unstable();
     let mut depth = 0i64;
     let mut open_at = None;
-    for &(t, d) in events.iter() {
-        depth += i64::from(d);
+    let mut i = 0usize;
+    while let Some(&(t, _)) = events.get(i) {
+        // Apply every event at this instant before judging the depth.
+        while let Some(&(t2, d)) = events.get(i) {
+            if t2 != t {
+                break;
+            }
+            depth += i64::from(d);
+            i += 1;
+        }
         if depth >= i64::from(c) {
             if open_at.is_none() {
                 open_at = Some(t);
             }
         } else if let Some(s) = open_at.take() {
-            if t > s {
-                out.push((s, t));
-            }
+            out.push((s, t));
         }
     }
 }
