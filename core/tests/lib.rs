@@ -1,1 +1,5 @@
+mod common;
+mod dst;
+mod model;
 mod rfc5545;
+mod scheduling;
