@@ -16,7 +16,7 @@ const WALL_LIMIT: usize = 1_000_000;
 /// Scratch space and zone tables for a run of queries over one window.
 #[derive(Debug)]
 pub(crate) struct Evaluator<'a> {
-    pub(crate) schedule: &'a Schedule,
+    _schedule: std::marker::PhantomData<&'a Schedule>,
     from: i64,
     to: i64,
     tables: Vec<ZoneTable>,
@@ -35,9 +35,9 @@ pub(crate) struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     /// An evaluator for instants in `[from, to)` (zone tables are built two
     /// days wider).
-    pub(crate) fn new(schedule: &'a Schedule, from: i64, to: i64) -> Self {
+    pub(crate) fn new(_schedule: &'a Schedule, from: i64, to: i64) -> Self {
         Self {
-            schedule,
+            _schedule: std::marker::PhantomData,
             from,
             to,
             tables: Vec::new(),

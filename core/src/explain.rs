@@ -225,11 +225,16 @@ impl Schedule {
             s + ty.reach_after() + 8 * DAY,
         );
         let mut reasons = self.reasons(&mut ev, r, res, t, ty, s, now.timestamp());
+        // The verdict is the listing predicate's; the reasons explain it.
+        let mut bookable = self.predicate(r, t, s, now.timestamp());
         let mut warnings = Vec::new();
         if let Some(p) = patient {
             let found = self.patient_overlaps(p, s, s + ty.duration, None);
             match self.settings.patient_overlap {
-                Severity::Block => reasons.extend(found),
+                Severity::Block => {
+                    bookable &= found.is_empty();
+                    reasons.extend(found);
+                }
                 Severity::Warn => warnings.extend(found),
             }
         }
@@ -237,7 +242,7 @@ impl Schedule {
             resource: res.id.clone(),
             start: utc_of(s),
             end: utc_of(s + ty.duration),
-            bookable: reasons.is_empty(),
+            bookable,
             reasons,
             warnings,
         })
@@ -249,6 +254,9 @@ impl Schedule {
         let (Some(res), Some(ty)) = (self.res(r), self.ty(t)) else {
             return false;
         };
+        if !ty.groups.iter().any(|g| g.members.contains(&r)) {
+            return false;
+        }
         let mut ev = Evaluator::new(
             self,
             s - ty.reach_before() - DAY,
@@ -541,10 +549,10 @@ impl Schedule {
         let mut conflicts = Vec::new();
         for &r in &candidates {
             let Some(res) = self.res(r) else { continue };
-            let reasons = self.reasons(&mut ev, r, res, t, ty, s, now);
-            if reasons.is_empty() {
+            if self.predicate(r, t, s, now) {
                 free.push(r);
             } else {
+                let reasons = self.reasons(&mut ev, r, res, t, ty, s, now);
                 conflicts.push(ResourceConflicts {
                     resource: res.id.clone(),
                     reasons,

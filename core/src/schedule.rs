@@ -83,7 +83,6 @@ pub(crate) struct Group {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Ty {
-    pub(crate) id: String,
     pub(crate) duration: i64,
     pub(crate) before: i64,
     pub(crate) after: i64,
@@ -411,14 +410,17 @@ impl Schedule {
             .ok_or_else(|| Error::not_found(RecordKind::Resource, id))
     }
 
-    /// The appointment with this index.
-    pub(crate) fn appointment(&self, idx: u32) -> Option<&Appointment> {
-        self.appointments.get(idx as usize)
+    /// The appointment with this id.
+    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
+        self.appointment_index
+            .get(id)
+            .and_then(|i| self.appointments.get(*i as usize))
     }
 
     /// The appointment id at `idx`.
     pub(crate) fn appointment_id(&self, idx: u32) -> String {
-        self.appointment(idx)
+        self.appointments
+            .get(idx as usize)
             .map(|a| a.id.0.clone())
             .unwrap_or_default()
     }
@@ -522,7 +524,6 @@ fn compile_type(
         });
     }
     Ok(Ty {
-        id: t.id.0.clone(),
         duration: minutes(|| f("duration_min"), t.duration_min, 1)?,
         before: minutes(|| f("buffer_before_min"), t.buffer_before_min, 0)?,
         after: minutes(|| f("buffer_after_min"), t.buffer_after_min, 0)?,

@@ -1,3 +1,7 @@
+#![cfg(test)]
+#![allow(unreachable_pub, missing_debug_implementations)]
+//! The one integration-test binary of medsched-core.
+
 mod common;
 mod dst;
 mod model;

@@ -274,7 +274,7 @@ fn model(c: &Clinic, i: usize, lo: i64, hi: i64) -> (Vec<bool>, Vec<u32>) {
     let tz: Tz = r.zone.parse().unwrap();
     let n = (hi - lo) as usize;
     let mut open = vec![false; n];
-    let mut mark = |a: i64, b: i64, open: &mut Vec<bool>, v: bool| {
+    let mark = |a: i64, b: i64, open: &mut Vec<bool>, v: bool| {
         for m in a.max(lo * 60) / 60..(b.min(hi * 60) + 59) / 60 {
             if m >= lo && m < hi && m * 60 >= a && m * 60 < b {
                 open[(m - lo) as usize] = v;
@@ -463,6 +463,7 @@ proptest! {
                 let e = s.explain("visit", r.id.as_str(), t_of(at), now, None).unwrap();
                 let is_listed = listed.contains(&(r.id.0.clone(), at));
                 prop_assert_eq!(e.bookable, is_listed, "{} at {}: {:?}", r.id, at, e.reasons);
+                prop_assert_eq!(e.reasons.is_empty(), is_listed, "{} at {}: {:?}", r.id, at, e.reasons);
             }
         }
     }
