@@ -468,11 +468,13 @@ pub struct OccurrenceReport {
     pub patient_conflicts: Vec<Reason>,
 }
 
-/// Reasons for one resource.
+/// Reasons for one resource, or for the proposal as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceConflicts {
-    /// The resource id.
-    pub resource: String,
+    /// The resource id; `None` for a conflict of the whole proposal (the
+    /// chosen resources do not fill the groups, or series occurrences
+    /// overlap each other).
+    pub resource: Option<String>,
     /// Why it cannot take the start.
     pub reasons: Vec<Reason>,
 }
@@ -554,7 +556,7 @@ impl Schedule {
             } else {
                 let reasons = self.reasons(&mut ev, r, res, t, ty, s, now);
                 conflicts.push(ResourceConflicts {
-                    resource: res.id.clone(),
+                    resource: Some(res.id.clone()),
                     reasons,
                 });
             }
@@ -588,7 +590,7 @@ impl Schedule {
             // Every named resource is free, but they do not meet the
             // requirement groups.
             conflicts.push(ResourceConflicts {
-                resource: String::new(),
+                resource: None,
                 reasons: vec![Reason::NotEligible],
             });
         }
@@ -653,7 +655,7 @@ impl Schedule {
             if !series.is_empty() {
                 rep.bookable = false;
                 rep.conflicts.push(ResourceConflicts {
-                    resource: String::new(),
+                    resource: None,
                     reasons: series,
                 });
             }

@@ -25,5 +25,5 @@ pub mod explain;
 pub use explain::{Explanation, OccurrenceReport, Proposal, Reason, SeriesProposal, SeriesReport};
 pub mod clinic;
 
-pub use clinic::{load_schedule, parse_clinic, Format};
+pub use clinic::{load_schedule, parse_check_request, parse_clinic, CheckRequest, Format};
 pub use medsched_storage as records;

@@ -116,6 +116,10 @@ impl Ty {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub(crate) settings: Settings,
+    /// The resource records, in index order.
+    pub(crate) resource_records: Vec<medsched_storage::Resource>,
+    /// The appointment-type records, in index order.
+    pub(crate) type_records: Vec<AppointmentType>,
     /// Sorted by id, so index order is id order.
     pub(crate) resources: Vec<Res>,
     pub(crate) resource_index: HashMap<String, u32>,
@@ -353,8 +357,14 @@ impl Schedule {
         for v in patient_busy.values_mut() {
             v.sort_unstable();
         }
+        let resource_records = order
+            .iter()
+            .filter_map(|&i| clinic.resources.get(i).cloned())
+            .collect();
         Ok(Self {
             settings: clinic.settings,
+            resource_records,
+            type_records: clinic.appointment_types.clone(),
             resources,
             resource_index,
             types,
@@ -423,6 +433,33 @@ impl Schedule {
             .get(idx as usize)
             .map(|a| a.id.0.clone())
             .unwrap_or_default()
+    }
+
+    /// The record of a resource.
+    pub fn resource(&self, id: &str) -> Option<&medsched_storage::Resource> {
+        self.resource_index
+            .get(id)
+            .and_then(|i| self.resource_records.get(*i as usize))
+    }
+
+    /// The record of an appointment type.
+    pub fn appointment_type(&self, id: &str) -> Option<&AppointmentType> {
+        self.type_index
+            .get(id)
+            .and_then(|i| self.type_records.get(*i as usize))
+    }
+
+    /// Whether a resource is in any requirement group of a type.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown type or resource.
+    pub fn can_serve(&self, type_id: &str, resource: &str) -> Result<bool, Error> {
+        let t = self.type_idx(type_id)?;
+        let r = self.resource_idx(resource)?;
+        Ok(self
+            .ty(t)
+            .is_some_and(|ty| ty.groups.iter().any(|g| g.members.contains(&r))))
     }
 
     /// Clinic settings.

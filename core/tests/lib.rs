@@ -6,4 +6,6 @@ mod common;
 mod dst;
 mod model;
 mod rfc5545;
+mod robustness;
 mod scheduling;
+mod snapshots;

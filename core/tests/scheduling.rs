@@ -491,7 +491,7 @@ fn check_assigns_or_reports_every_candidate() {
     };
     let r = s.check(&chosen, t(NOW)).unwrap();
     assert!(!r.bookable);
-    assert_eq!(r.conflicts[0].resource, "dr-a");
+    assert_eq!(r.conflicts[0].resource.as_deref(), Some("dr-a"));
     assert_eq!(
         r.conflicts[0].reasons,
         [Reason::Overlap {
@@ -506,6 +506,7 @@ fn check_assigns_or_reports_every_candidate() {
     };
     let r = s.check(&incomplete, t(NOW)).unwrap();
     assert!(!r.bookable);
+    assert_eq!(r.conflicts[0].resource, None);
     assert_eq!(codes(&r.conflicts[0].reasons), ["not_eligible"]);
 }
 

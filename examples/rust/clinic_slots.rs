@@ -101,13 +101,26 @@ fn main() -> Result<(), Error> {
         resources: vec![],
     };
     let slots = schedule.slots(&query)?;
-    println!("{} bookable starts, {} (resource, start) pairs", slots.len(), slots.entries.len());
+    println!(
+        "{} bookable starts, {} (resource, start) pairs",
+        slots.len(),
+        slots.entries.len()
+    );
     for e in slots.entries.iter().take(8) {
         let id = schedule.resource_id(e.resource).unwrap_or("?");
         let zone = schedule.resource_zone(id)?;
-        println!("  {id:10} {}", medsched_core::time::format_in_zone(e.start, zone));
+        println!(
+            "  {id:10} {}",
+            medsched_core::time::format_in_zone(e.start, zone)
+        );
     }
-    let why = schedule.explain("consult", "dr-ny", instant("2027-03-15T09:30:00-04:00")?, now, None)?;
+    let why = schedule.explain(
+        "consult",
+        "dr-ny",
+        instant("2027-03-15T09:30:00-04:00")?,
+        now,
+        None,
+    )?;
     println!("dr-ny at 09:30 on 2027-03-15 bookable: {}", why.bookable);
     for r in &why.reasons {
         println!("  {}: {}", r.code(), r.describe());
@@ -115,14 +128,20 @@ fn main() -> Result<(), Error> {
     let series = SeriesProposal {
         type_id: "consult".into(),
         zone: "America/New_York".into(),
-        dtstart: NaiveDate::from_ymd_opt(2027, 3, 1).unwrap_or_default().and_time(time(9, 0)),
+        dtstart: NaiveDate::from_ymd_opt(2027, 3, 1)
+            .unwrap_or_default()
+            .and_time(time(9, 0)),
         rrule: "FREQ=WEEKLY;COUNT=4".into(),
         resources: vec!["dr-ny".into()],
         patient: Some("pat-2".into()),
     };
     let report = schedule.check_series(&series, now)?;
     for o in &report.occurrences {
-        let reasons: Vec<&str> = o.conflicts.iter().flat_map(|c| c.reasons.iter().map(|r| r.code())).collect();
+        let reasons: Vec<&str> = o
+            .conflicts
+            .iter()
+            .flat_map(|c| c.reasons.iter().map(|r| r.code()))
+            .collect();
         println!("  series {} bookable={} {:?}", o.start, o.bookable, reasons);
     }
     Ok(())

@@ -155,6 +155,14 @@ impl Recurrence {
         self.dtstart
     }
 
+    /// DTSTART as an instant (a nonexistent DTSTART read forward, RFC 5545).
+    pub fn dtstart_instant(&self) -> i64 {
+        let wall = wall_of(self.dtstart);
+        ZoneTable::new(self.zone, wall - 2 * DAY, wall + 2 * DAY)
+            .resolve(wall, Nonexistent::ShiftForward)
+            .unwrap_or(wall)
+    }
+
     /// The policy for nonexistent wall times.
     pub fn policy(&self) -> Nonexistent {
         self.policy
@@ -372,9 +380,9 @@ impl Recurrence {
     /// # Errors
     ///
     /// [`Error::RecurrenceTooLarge`] as for [`Recurrence::walls`];
-    /// [`Error::EndBeforeStart`] when `to < from`.
+    /// [`Error::EndBeforeStart`] when `to <= from`.
     pub fn expand(&self, from: i64, to: i64, limit: usize) -> Result<Expansion, Error> {
-        if to < from {
+        if to <= from {
             return Err(Error::EndBeforeStart {
                 what: "expansion window".into(),
             });
@@ -418,12 +426,13 @@ fn floating(dtstart: NaiveDateTime) -> Result<chrono::DateTime<rrule::Tz>, Error
         .ok_or_else(|| Error::rrule("dtstart out of range"))
 }
 
+/// The crate's message as one lowercase-led line ("RRule parsing error"
+/// becomes "rrule parsing error").
 fn lower_first(s: &str) -> String {
     let line = s.lines().next().unwrap_or_default().trim_end_matches('.');
-    let mut chars = line.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
+    match line.split_once(' ') {
+        Some((first, rest)) => format!("{} {rest}", first.to_lowercase()),
+        None => line.to_lowercase(),
     }
 }
 

@@ -1,0 +1,8 @@
+//! One module per subcommand; each returns its output or an error, and
+//! `main` does the printing.
+
+pub(crate) mod check;
+pub(crate) mod demo;
+pub(crate) mod expand;
+pub(crate) mod explain;
+pub(crate) mod slots;

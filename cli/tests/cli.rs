@@ -1,0 +1,537 @@
+#![cfg(test)]
+//! Runs the built `medsched` binary on small clinic files in
+//! `tests/fixtures/` and checks its output, exit status and error lines.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> String {
+    let p: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", name]
+        .iter()
+        .collect();
+    p.to_string_lossy().into_owned()
+}
+
+fn medsched(args: &[&str]) -> Output {
+    medsched_stdin(args, None)
+}
+
+fn medsched_stdin(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsched"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("medsched runs");
+    if let Some(text) = stdin {
+        // A command that fails before reading its input closes the pipe.
+        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Exit status `status`, nothing on stdout, one `error[code]: message` line
+/// on stderr with a lowercase message, and no panic.
+fn assert_error(o: &Output, code: &str, status: i32) {
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(o.status.code(), Some(status), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    let prefix = format!("error[{code}]: ");
+    assert!(err.starts_with(&prefix), "expected {prefix}…, got {err:?}");
+    let first = err[prefix.len()..].chars().next().unwrap();
+    assert!(!first.is_uppercase(), "message starts lowercase: {err}");
+    assert!(stdout(o).is_empty(), "no output on error: {}", stdout(o));
+}
+
+fn tiny_slots(clinic: &str, extra: &[&str]) -> Output {
+    let file = fixture(clinic);
+    let mut args = vec![
+        "slots",
+        file.as_str(),
+        "--type",
+        "visit",
+        "--from",
+        "2027-03-12",
+        "--to",
+        "2027-03-16",
+    ];
+    args.extend_from_slice(extra);
+    medsched(&args)
+}
+
+/// dr-a works Mon-Fri 09:00-12:00 New York time; `visit` is 30 minutes on
+/// a 15-minute grid, so 09:00..11:30 are the starts of a free day (11).
+/// Friday 2027-03-12 is EST (UTC-5); the clocks change on Sunday; Monday
+/// 2027-03-15 is EDT (UTC-4) and appointment `a1` holds 10:00-10:30, which
+/// rules out 09:45, 10:00 and 10:15.
+const TINY_CSV: &[&str] = &[
+    "dr-a,2027-03-12T14:00:00Z",
+    "dr-a,2027-03-12T14:15:00Z",
+    "dr-a,2027-03-12T14:30:00Z",
+    "dr-a,2027-03-12T14:45:00Z",
+    "dr-a,2027-03-12T15:00:00Z",
+    "dr-a,2027-03-12T15:15:00Z",
+    "dr-a,2027-03-12T15:30:00Z",
+    "dr-a,2027-03-12T15:45:00Z",
+    "dr-a,2027-03-12T16:00:00Z",
+    "dr-a,2027-03-12T16:15:00Z",
+    "dr-a,2027-03-12T16:30:00Z",
+    "dr-a,2027-03-15T13:00:00Z",
+    "dr-a,2027-03-15T13:15:00Z",
+    "dr-a,2027-03-15T13:30:00Z",
+    "dr-a,2027-03-15T14:30:00Z",
+    "dr-a,2027-03-15T14:45:00Z",
+    "dr-a,2027-03-15T15:00:00Z",
+    "dr-a,2027-03-15T15:15:00Z",
+    "dr-a,2027-03-15T15:30:00Z",
+];
+
+#[test]
+fn slots_csv_exact_lines_across_dst() {
+    let o = tiny_slots("tiny.json", &["--format", "csv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), TINY_CSV);
+    assert!(stderr(&o).is_empty());
+}
+
+#[test]
+fn slots_from_toml_clinic_match_json() {
+    let o = tiny_slots("tiny.toml", &["--format", "csv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), TINY_CSV);
+}
+
+#[test]
+fn slots_accept_any_offset_and_now() {
+    // The same window written with New York offsets, seen from earlier.
+    let file = fixture("tiny.json");
+    let o = medsched(&[
+        "slots",
+        &file,
+        "--type",
+        "visit",
+        "--from",
+        "2027-03-11T19:00:00-05:00",
+        "--to",
+        "2027-03-15T20:00:00-04:00",
+        "--now",
+        "2027-01-01",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(stdout(&o).lines().collect::<Vec<_>>(), TINY_CSV);
+    // `now` defaults to --from: a later --from drops nothing, a later --now does.
+    let o = tiny_slots(
+        "tiny.json",
+        &["--format", "csv", "--now", "2027-03-15T14:50:00Z"],
+    );
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        &TINY_CSV[TINY_CSV.len() - 3..]
+    );
+}
+
+#[test]
+fn slots_text_groups_by_local_day() {
+    let o = tiny_slots("tiny.json", &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("19 bookable starts"), "{out}");
+    assert!(out.contains("dr-a (America/New_York)"), "{out}");
+    let fri = out.lines().find(|l| l.contains("Fri 2027-03-12")).unwrap();
+    assert!(
+        fri.contains("09:00 09:15") && fri.ends_with("11:30"),
+        "{fri}"
+    );
+    let mon = out.lines().find(|l| l.contains("Mon 2027-03-15")).unwrap();
+    assert!(mon.contains("09:30 10:30"), "{mon}");
+}
+
+#[test]
+fn slots_json_has_resource_start_end() {
+    let o = tiny_slots("tiny.json", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), TINY_CSV.len());
+    assert_eq!(items[0]["resource"], "dr-a");
+    assert_eq!(items[0]["start"], "2027-03-12T14:00:00Z");
+    assert_eq!(items[0]["end"], "2027-03-12T14:30:00Z");
+}
+
+fn explain(at: &str, format: &str) -> Output {
+    let file = fixture("tiny.json");
+    medsched(&[
+        "explain",
+        &file,
+        "--type",
+        "visit",
+        "--resource",
+        "dr-a",
+        "--at",
+        at,
+        "--now",
+        "2027-03-01",
+        "--format",
+        format,
+    ])
+}
+
+#[test]
+fn explain_names_the_reason_code() {
+    let o = explain("2027-03-15T14:15:00Z", "text");
+    assert_eq!(o.status.code(), Some(0), "exit 0 even when not bookable");
+    let out = stdout(&o);
+    assert!(out.contains("not bookable"), "{out}");
+    assert!(out.contains("overlap: overlaps appointment `a1`"), "{out}");
+    assert!(out.contains("Mon 2027-03-15 10:15 EDT"), "{out}");
+
+    let o = explain("2027-03-13T15:00:00Z", "text");
+    assert!(stdout(&o).contains("outside_hours"), "{}", stdout(&o));
+
+    let o = explain("2027-03-15T13:00:00Z", "text");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(": bookable"), "{}", stdout(&o));
+}
+
+#[test]
+fn explain_json_carries_codes_and_descriptions() {
+    let o = explain("2027-03-15T14:15:00Z", "json");
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["bookable"], false);
+    assert_eq!(v["reasons"][0]["code"], "overlap");
+    assert_eq!(v["reasons"][0]["appointment"], "a1");
+    assert_eq!(v["reasons"][0]["description"], "overlaps appointment `a1`");
+}
+
+#[test]
+fn check_series_reports_each_occurrence_and_exits_3() {
+    for file in ["series.json", "series.toml"] {
+        let clinic = fixture("tiny.json");
+        let series = fixture(file);
+        let o = medsched(&["check", &clinic, &series, "--now", "2027-02-01"]);
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        let out = stdout(&o);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines.contains(&"2027-03-01T15:00:00Z  Mon 2027-03-01 10:00 EST  bookable  dr-a"),
+            "{out}"
+        );
+        assert!(
+            lines.contains(&"2027-03-08T15:00:00Z  Mon 2027-03-08 10:00 EST  bookable  dr-a"),
+            "{out}"
+        );
+        assert!(
+            lines.contains(&"2027-03-15T14:00:00Z  Mon 2027-03-15 10:00 EDT  conflict"),
+            "{out}"
+        );
+        assert!(
+            lines.contains(&"    dr-a  overlap: overlaps appointment `a1`"),
+            "{out}"
+        );
+        assert_eq!(lines.last(), Some(&"1 of 3 occurrences conflict"));
+    }
+}
+
+#[test]
+fn check_json_and_a_free_proposal() {
+    let clinic = fixture("tiny.json");
+    let series = fixture("series.json");
+    let o = medsched(&[
+        "check",
+        &clinic,
+        &series,
+        "--now",
+        "2027-02-01",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["kind"], "series");
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["conflicting"], 1);
+    assert_eq!(
+        v["occurrences"][2]["conflicts"][0]["reasons"][0]["code"],
+        "overlap"
+    );
+
+    let free = fixture("proposal-free.json");
+    let o = medsched(&["check", &clinic, &free, "--now", "2027-02-01"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("bookable  dr-a"), "{out}");
+    assert_eq!(out.lines().last(), Some("0 of 1 occurrence conflicts"));
+}
+
+#[test]
+fn expand_shifts_a_dtstart_in_the_gap_forward() {
+    let ics = fixture("dst-gap.ics");
+    let o = medsched(&["expand", &ics]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"]
+    );
+}
+
+#[test]
+fn expand_skip_nonexistent_drops_it_and_reads_stdin() {
+    let text = std::fs::read_to_string(fixture("dst-gap.ics")).unwrap();
+    let o = medsched_stdin(&["expand", "--skip-nonexistent"], Some(&text));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["2024-03-11T02:30:00-04:00"]
+    );
+}
+
+#[test]
+fn expand_notes_truncation_on_stderr() {
+    let text = "DTSTART;TZID=Europe/Berlin:20270301T090000\nRRULE:FREQ=DAILY\nEXDATE;TZID=Europe/Berlin:20270302T090000\n";
+    let o = medsched_stdin(&["expand", "--limit", "3"], Some(text));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [
+            "2027-03-01T09:00:00+01:00",
+            "2027-03-03T09:00:00+01:00",
+            "2027-03-04T09:00:00+01:00"
+        ]
+    );
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "note: stopped after 3 occurrences (--limit)"
+    );
+}
+
+#[test]
+fn expand_window_and_floating_zone() {
+    let text = "DTSTART:20270310T090000\nRRULE:FREQ=DAILY;COUNT=10\n";
+    let o = medsched_stdin(
+        &[
+            "expand",
+            "--tz",
+            "America/New_York",
+            "--from",
+            "2027-03-13T00:00:00Z",
+            "--to",
+            "2027-03-15",
+        ],
+        Some(text),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        ["2027-03-13T09:00:00-05:00", "2027-03-14T09:00:00-04:00"]
+    );
+}
+
+#[test]
+fn bad_clinic_files_give_their_codes() {
+    for (file, code) in [
+        ("bad-zone.json", "unknown_zone"),
+        ("bad-rrule.json", "rrule_invalid"),
+        ("bad-appointment.json", "end_before_start"),
+        ("unknown-ref.json", "not_found"),
+        ("malformed.json", "malformed_document"),
+    ] {
+        let o = tiny_slots(file, &[]);
+        assert_error(&o, code, 2);
+    }
+}
+
+#[test]
+fn unreadable_files_are_io_errors() {
+    assert_error(&tiny_slots("no-such-clinic.json", &[]), "io_error", 1);
+    let clinic = fixture("tiny.json");
+    let missing = fixture("no-such-proposal.json");
+    assert_error(&medsched(&["check", &clinic, &missing]), "io_error", 1);
+    assert_error(&medsched(&["expand", &missing]), "io_error", 1);
+    // A directory is not a readable file either.
+    let dir = fixture("");
+    assert_error(&tiny_slots(&dir, &[]), "io_error", 1);
+}
+
+#[test]
+fn bad_command_line_values_give_their_codes() {
+    let file = fixture("tiny.json");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--from", "yesterday"], "invalid_input"),
+        (vec!["--now", "2027-03-15T25:00:00Z"], "invalid_input"),
+        (vec!["--to", "2027-03-01"], "end_before_start"),
+        (vec!["--to", "2029-01-01"], "window_too_large"),
+        (vec!["--type", "nope"], "not_found"),
+        (vec!["--resource", "dr-nobody"], "not_found"),
+        (vec!["--format", "xml"], "invalid_input"),
+        (vec!["--bogus"], "invalid_input"),
+    ];
+    for (extra, code) in cases {
+        let mut args = vec![
+            "slots",
+            file.as_str(),
+            "--type",
+            "visit",
+            "--from",
+            "2027-03-12",
+            "--to",
+            "2027-03-16",
+        ];
+        // A later flag of the same name replaces the earlier one.
+        for pair in extra.chunks(2) {
+            if let Some(pos) = args.iter().position(|a| *a == pair[0]) {
+                if pair.len() == 2 {
+                    args[pos + 1] = pair[1];
+                    continue;
+                }
+            }
+            args.extend_from_slice(pair);
+        }
+        assert_error(&medsched(&args), code, 2);
+    }
+    let o = medsched(&[
+        "explain",
+        &file,
+        "--type",
+        "visit",
+        "--resource",
+        "dr-nobody",
+        "--at",
+        "2027-03-15T14:00:00Z",
+    ]);
+    assert_error(&o, "not_found", 2);
+    let o = medsched(&[
+        "explain",
+        &file,
+        "--type",
+        "visit",
+        "--resource",
+        "dr-a",
+        "--at",
+        "tomorrow",
+    ]);
+    assert_error(&o, "invalid_input", 2);
+}
+
+#[test]
+fn bad_proposals_give_their_codes() {
+    let clinic = fixture("tiny.json");
+    for (file, code) in [
+        ("proposal-unknown-field.json", "malformed_document"),
+        ("malformed.json", "malformed_document"),
+        ("series-bad-rrule.json", "rrule_invalid"),
+    ] {
+        let f = fixture(file);
+        assert_error(&medsched(&["check", &clinic, &f]), code, 2);
+    }
+}
+
+#[test]
+fn bad_recurrences_give_their_codes() {
+    let gap = std::fs::read_to_string(fixture("dst-gap.ics")).unwrap();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "DTSTART;TZID=Mars/Base:20270301T090000\nRRULE:FREQ=DAILY\n",
+            vec![],
+            "unknown_zone",
+        ),
+        (gap.as_str(), vec!["--tz", "Mars/Base"], "unknown_zone"),
+        (
+            "DTSTART;TZID=Europe/Berlin:20270301T090000\nRRULE:FREQ=FORTNIGHTLY\n",
+            vec![],
+            "rrule_invalid",
+        ),
+        ("not a recurrence\n", vec![], "rrule_invalid"),
+        (
+            gap.as_str(),
+            vec!["--from", "2024-04-01", "--to", "2024-03-01"],
+            "end_before_start",
+        ),
+        (gap.as_str(), vec!["--from", "soon"], "invalid_input"),
+        (gap.as_str(), vec!["--limit", "0"], "invalid_input"),
+        (gap.as_str(), vec!["--limit", "many"], "invalid_input"),
+    ];
+    for (text, extra, code) in cases {
+        let mut args = vec!["expand"];
+        args.extend(extra);
+        assert_error(&medsched_stdin(&args, Some(text)), code, 2);
+    }
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    for args in [vec!["--help"], vec!["check", "--help"]] {
+        let o = medsched(&args);
+        assert_eq!(o.status.code(), Some(0));
+        let out = stdout(&o);
+        assert!(out.contains("Exit status:"), "{out}");
+        assert!(out.contains("3  `check` only"), "{out}");
+    }
+    let o = medsched(&["slots", "--help"]);
+    assert!(stdout(&o).contains("Defaults to --from"), "{}", stdout(&o));
+}
+
+#[test]
+fn demo_covers_every_day_of_the_fortnight() {
+    let o = medsched(&["demo"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty());
+    let out = stdout(&o);
+    for day in 8..=21 {
+        let date = format!("2027-03-{day:02}");
+        assert!(
+            out.lines().any(|l| l.trim_start().contains(&date)),
+            "no line for {date}"
+        );
+    }
+    // Three providers, each with a line for every day.
+    for provider in ["dr-ames", "dr-baker", "dr-weber"] {
+        assert!(out.lines().any(|l| l.starts_with(provider)), "{provider}");
+    }
+    let day_lines = out
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.contains(" 2027-03-"))
+        .count();
+    assert!(day_lines >= 3 * 14, "{day_lines}");
+    assert!(out.contains("clocks change EST -> EDT"), "{out}");
+    assert!(
+        out.contains("buffer: buffer overlaps appointment `appt-1`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("overlap: overlaps appointment `appt-1`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_clinic_is_the_golden_fixture() {
+    assert_eq!(
+        include_str!("../src/demo_clinic.json"),
+        include_str!("../../fixtures/demo-clinic.json"),
+        "cli/src/demo_clinic.json and fixtures/demo-clinic.json must be identical"
+    );
+}
+
+#[test]
+fn malformed_toml_clinic_does_not_echo_patient_data() {
+    let o = tiny_slots("phi-malformed.toml", &[]);
+    assert_error(&o, "malformed_document", 2);
+    let err = stderr(&o);
+    assert!(!err.contains("SENTINEL"), "{err}");
+    assert!(err.contains("line 8 column 32"), "{err}");
+}
