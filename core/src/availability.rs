@@ -24,9 +24,7 @@ pub(crate) struct Evaluator<'a> {
     blocks: Vec<Span>,
     away: Vec<Span>,
     open: Vec<Span>,
-    busy: Vec<Span>,
     busy_merged: Vec<Span>,
-    events: Vec<(i64, i32)>,
     pub(crate) free: Vec<Span>,
     limited_days: Vec<i64>,
     counts: Vec<(i64, u32)>,
@@ -45,9 +43,7 @@ impl<'a> Evaluator<'a> {
             blocks: Vec::new(),
             away: Vec::new(),
             open: Vec::new(),
-            busy: Vec::new(),
             busy_merged: Vec::new(),
-            events: Vec::new(),
             free: Vec::new(),
             limited_days: Vec::new(),
             counts: Vec::new(),
@@ -162,25 +158,8 @@ impl<'a> Evaluator<'a> {
 
     /// Busy time of `res` within `[from, to)`: where its capacity is used up.
     pub(crate) fn busy(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
-        self.busy.clear();
-        let lo = res
-            .busy
-            .partition_point(|b| b.start < from - res.longest_busy);
-        for b in res.busy.get(lo..).unwrap_or_default() {
-            if b.start >= to {
-                break;
-            }
-            if b.end > from {
-                self.busy.push((b.start, b.end));
-            }
-        }
         self.busy_merged.clear();
-        interval::at_least(
-            &self.busy,
-            res.capacity,
-            &mut self.events,
-            &mut self.busy_merged,
-        );
+        self.busy_merged.extend_from_slice(res.full_in(from, to));
         interval::clip(&mut self.busy_merged, from, to);
         &self.busy_merged
     }
@@ -188,9 +167,9 @@ impl<'a> Evaluator<'a> {
     /// Free time of `res` in `[from, to)` into `self.free`.
     pub(crate) fn free(&mut self, res: &Res, from: i64, to: i64) {
         self.open(res, from, to);
-        self.busy(res, from, to);
         self.free.clear();
-        interval::subtract(&self.open, &self.busy_merged, &mut self.free);
+        // `open` is clipped to the window, so the busy spans need no clipping.
+        interval::subtract(&self.open, res.full_in(from, to), &mut self.free);
     }
 
     /// Local days (day numbers) of `res` on which the type's per-day or
@@ -252,7 +231,7 @@ impl<'a> Evaluator<'a> {
         from: i64,
         to: i64,
         now: i64,
-        out: &mut Vec<i64>,
+        mut out: impl FnMut(i64),
     ) {
         let mut lo = from.max(now).max(now.saturating_add(ty.notice));
         let mut hi = to;
@@ -290,7 +269,7 @@ impl<'a> Evaluator<'a> {
                         return;
                     }
                 }
-                out.push(s);
+                out(s);
             });
         }
     }
@@ -322,29 +301,29 @@ fn grid_walk(table: &ZoneTable, ty: &Ty, s_min: i64, s_max: i64, mut f: impl FnM
         let offset = table.offset_at(t);
         // This stretch of constant offset ends at the next change.
         let piece_end = table.next_change(t).map_or(s_max, |c| (c - 1).min(s_max));
-        let mut wall = t + offset;
-        let end_wall = piece_end + offset;
-        // First grid wall time at or after `wall`.
-        let mut day = wall.div_euclid(DAY);
-        let tod = wall - day * DAY;
-        let mut next_tod = if tod <= ty.align {
-            ty.align
-        } else {
-            ty.align + (tod - ty.align + ty.step - 1) / ty.step * ty.step
-        };
-        if next_tod >= DAY {
-            day += 1;
-            next_tod = ty.align;
-        }
-        wall = day * DAY + next_tod;
-        while wall <= end_wall {
-            f(wall - offset, day);
-            let mut tod = wall - day * DAY + ty.step;
-            if tod >= DAY {
-                day += 1;
-                tod = ty.align;
+        let (first_wall, last_wall) = (t + offset, piece_end + offset);
+        let mut day = first_wall.div_euclid(DAY);
+        let mut tod = first_wall - day * DAY;
+        loop {
+            // First grid time of day at or after `tod`.
+            let k = if tod <= ty.align {
+                0
+            } else {
+                (tod - ty.align + ty.step - 1) / ty.step
+            };
+            let first = day * DAY + ty.align + k * ty.step;
+            let day_end = (day + 1) * DAY;
+            let stop = last_wall.min(day_end - 1);
+            let mut wall = first;
+            while wall <= stop {
+                f(wall - offset, day);
+                wall += ty.step;
             }
-            wall = day * DAY + tod;
+            if day_end > last_wall {
+                break;
+            }
+            day += 1;
+            tod = 0;
         }
         t = piece_end + 1;
     }

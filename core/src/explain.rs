@@ -262,9 +262,9 @@ impl Schedule {
             s - ty.reach_before() - DAY,
             s + ty.reach_after() + DAY,
         );
-        let mut out = Vec::new();
-        ev.resource_starts(res, t, ty, s, s + 1, now, &mut out);
-        out == [s]
+        let mut admitted = false;
+        ev.resource_starts(res, t, ty, s, s + 1, now, |x| admitted |= x == s);
+        admitted
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -73,11 +73,16 @@ pub fn clip(spans: &mut Vec<Span>, from: i64, to: i64) {
 /// scratch space.
 pub fn at_least(spans: &[Span], c: u32, events: &mut Vec<(i64, i32)>, out: &mut Vec<Span>) {
     if c <= 1 {
-        let start = out.len();
-        out.extend(spans.iter().copied());
-        let mut tail = out.split_off(start);
-        normalize(&mut tail);
-        out.append(&mut tail);
+        // Sorted by start: one pass merges them.
+        for &(s, e) in spans {
+            if e <= s {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
         return;
     }
     events.clear();

@@ -71,6 +71,9 @@ pub(crate) struct Res {
     pub(crate) busy: Vec<Busy>,
     /// Longest widened busy span, to bound look-ups.
     pub(crate) longest_busy: i64,
+    /// Where the resource's capacity is used up, over all time: sorted,
+    /// disjoint. Computed once, sliced per query.
+    pub(crate) full: Vec<crate::interval::Span>,
     pub(crate) tags: Vec<String>,
 }
 
@@ -93,6 +96,24 @@ pub(crate) struct Ty {
     pub(crate) max_per_day: Option<u32>,
     pub(crate) max_per_week: Option<u32>,
     pub(crate) groups: Vec<Group>,
+}
+
+impl Res {
+    /// The spans of [`Res::full`] that overlap `[from, to)` (unclipped).
+    pub(crate) fn full_in(&self, from: i64, to: i64) -> &[crate::interval::Span] {
+        // Windows often cover all of a resource's bookings: skip the searches.
+        let lo = if self.full.first().is_some_and(|s| s.1 > from) {
+            0
+        } else {
+            self.full.partition_point(|s| s.1 <= from)
+        };
+        let hi = if self.full.last().is_some_and(|s| s.0 < to) {
+            self.full.len()
+        } else {
+            self.full.partition_point(|s| s.0 < to)
+        };
+        self.full.get(lo..hi.max(lo)).unwrap_or_default()
+    }
 }
 
 impl Ty {
@@ -206,6 +227,7 @@ impl Schedule {
                 away: Vec::new(),
                 busy: Vec::new(),
                 longest_busy: 0,
+                full: Vec::new(),
                 tags: r.tags.clone(),
             });
         }
@@ -353,6 +375,8 @@ impl Schedule {
             res.away.sort_by_key(|a| (a.start, a.end));
             res.busy.sort_by_key(|b| (b.start, b.end));
             res.longest_busy = res.busy.iter().map(|b| b.end - b.start).max().unwrap_or(0);
+            let spans: Vec<_> = res.busy.iter().map(|b| (b.start, b.end)).collect();
+            crate::interval::at_least(&spans, res.capacity, &mut Vec::new(), &mut res.full);
         }
         for v in patient_busy.values_mut() {
             v.sort_unstable();

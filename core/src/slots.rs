@@ -52,19 +52,50 @@ pub struct Slots {
     /// Every (resource, start) where that resource can take part in a
     /// booking at that start; sorted by resource id, then start.
     pub entries: Vec<SlotEntry>,
-    /// Every bookable start with one assignment, ascending.
-    pub assignments: Vec<Assignment>,
+    /// For types with several seats, the assignment found for each start;
+    /// `None` for "one of these resources" types, where any entry is one.
+    general: Option<Vec<Assignment>>,
 }
 
 impl Slots {
+    /// Every bookable start, ascending, each with one full assignment (for
+    /// "one of these resources" types: the first resource by id).
+    pub fn assignments(&self) -> Vec<Assignment> {
+        if let Some(general) = &self.general {
+            return general.clone();
+        }
+        let mut pairs: Vec<(i64, u32)> =
+            self.entries.iter().map(|e| (e.start, e.resource)).collect();
+        pairs.sort_unstable();
+        pairs.dedup_by_key(|p| p.0);
+        pairs
+            .into_iter()
+            .map(|(start, r)| Assignment {
+                start,
+                groups: vec![vec![r]],
+            })
+            .collect()
+    }
+
+    /// Every bookable start, ascending and distinct.
+    pub fn starts(&self) -> Vec<i64> {
+        let mut v: Vec<i64> = self.entries.iter().map(|e| e.start).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
     /// Number of distinct bookable starts.
     pub fn len(&self) -> usize {
-        self.assignments.len()
+        match &self.general {
+            Some(g) => g.len(),
+            None => self.starts().len(),
+        }
     }
 
     /// Whether nothing is bookable.
     pub fn is_empty(&self) -> bool {
-        self.assignments.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -150,7 +181,7 @@ impl Schedule {
             return Ok(self.assemble(&p, per));
         }
         let chunk = p.candidates.len().div_ceil(threads);
-        let parts: Vec<Vec<(u32, Vec<i64>)>> = std::thread::scope(|scope| {
+        let parts: Vec<Vec<SlotEntry>> = std::thread::scope(|scope| {
             let handles: Vec<_> = p
                 .candidates
                 .chunks(chunk)
@@ -161,66 +192,53 @@ impl Schedule {
                 .map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        Ok(self.assemble(&p, parts.into_iter().flatten().collect()))
+        // The first part keeps its buffer; the others are appended.
+        let mut parts = parts.into_iter();
+        let mut entries = parts.next().unwrap_or_default();
+        let rest: Vec<Vec<SlotEntry>> = parts.collect();
+        entries.reserve_exact(rest.iter().map(Vec::len).sum());
+        for part in rest {
+            entries.extend_from_slice(&part);
+        }
+        Ok(self.assemble(&p, entries))
     }
 
-    /// Starts per candidate resource.
-    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Vec<(u32, Vec<i64>)> {
+    /// Entries `(resource, start)` of the candidate resources, in the
+    /// order of `resources` then start.
+    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Vec<SlotEntry> {
         let Some(ty) = self.ty(p.type_idx) else {
             return Vec::new();
         };
         let mut ev = Evaluator::new(self, p.from - ty.reach_before(), p.to + ty.reach_after());
-        resources
-            .iter()
-            .filter_map(|&r| {
-                let res = self.res(r)?;
-                let mut out = Vec::new();
-                ev.resource_starts(res, p.type_idx, ty, p.from, p.to, p.now, &mut out);
-                Some((r, out))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for (k, &r) in resources.iter().enumerate() {
+            let Some(res) = self.res(r) else { continue };
+            ev.resource_starts(res, p.type_idx, ty, p.from, p.to, p.now, |start| {
+                out.push(SlotEntry { resource: r, start });
+            });
+            if k == 0 {
+                // Size the rest on the first resource, to spare regrowth.
+                out.reserve(out.len().saturating_mul(resources.len()).min(1 << 24));
+            }
+        }
+        out
     }
 
-    fn assemble(&self, p: &Prepared, per: Vec<(u32, Vec<i64>)>) -> Slots {
+    fn assemble(&self, p: &Prepared, entries: Vec<SlotEntry>) -> Slots {
         let Some(ty) = self.ty(p.type_idx) else {
             return Slots::default();
         };
         if ty.is_single_choice() {
-            let mut entries: Vec<SlotEntry> =
-                Vec::with_capacity(per.iter().map(|(_, v)| v.len()).sum());
-            let mut starts: Vec<(i64, u32)> = Vec::with_capacity(entries.capacity());
-            for (r, v) in &per {
-                for &s in v {
-                    entries.push(SlotEntry {
-                        resource: *r,
-                        start: s,
-                    });
-                    starts.push((s, *r));
-                }
-            }
-            starts.sort_unstable();
-            let mut assignments: Vec<Assignment> = Vec::new();
-            for (s, r) in starts {
-                if assignments.last().is_some_and(|a| a.start == s) {
-                    continue;
-                }
-                assignments.push(Assignment {
-                    start: s,
-                    groups: vec![vec![r]],
-                });
-            }
+            // Resources were visited in index (= id) order: already sorted.
             return Slots {
                 duration: ty.duration,
                 entries,
-                assignments,
+                general: None,
             };
         }
         // General case: a start is bookable when the groups can be filled
         // with distinct resources free at that start.
-        let mut all: Vec<(i64, u32)> = per
-            .iter()
-            .flat_map(|(r, v)| v.iter().map(move |s| (*s, *r)))
-            .collect();
+        let mut all: Vec<(i64, u32)> = entries.iter().map(|e| (e.start, e.resource)).collect();
         all.sort_unstable();
         let mut entries = Vec::new();
         let mut assignments = Vec::new();
@@ -256,7 +274,7 @@ impl Schedule {
         Slots {
             duration: ty.duration,
             entries,
-            assignments,
+            general: Some(assignments),
         }
     }
 

@@ -289,13 +289,13 @@ fn requirement_groups_need_all_at_once_and_report_assignment() {
     let s = Schedule::new(&c).unwrap();
     let slots = s.slots(&query("procedure", &[])).unwrap();
     let starts: Vec<String> = slots
-        .assignments
+        .assignments()
         .iter()
         .map(|a| medsched_core::time::format_utc(a.start))
         .collect();
     // 09:00: dr-b + room-1. 09:30: room-1 busy from 10:00. 10:00-10:30: no room. 11:00: any doctor + room-1.
     assert_eq!(starts, ["2027-03-16T13:00:00Z", "2027-03-16T15:00:00Z"]);
-    let first = &slots.assignments[0];
+    let first = &slots.assignments()[0];
     let names: Vec<Vec<&str>> = first
         .groups
         .iter()
@@ -338,7 +338,7 @@ fn two_of_three_within_a_group() {
     let s = Schedule::new(&c).unwrap();
     let slots = s.slots(&query("team", &[])).unwrap();
     let got: Vec<(String, usize)> = slots
-        .assignments
+        .assignments()
         .iter()
         .map(|a| (medsched_core::time::format_utc(a.start), a.groups[0].len()))
         .collect();

@@ -299,8 +299,8 @@ fn conflict(
     check::text(&checked, out);
     let next = types.iter().find(|t| t.id == "consult").and_then(|t| {
         t.slots
-            .assignments
-            .iter()
+            .assignments()
+            .into_iter()
             .find(|a| a.start > overlap_at.timestamp())
     });
     if let Some(a) = next {

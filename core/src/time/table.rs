@@ -25,6 +25,9 @@ struct Period {
 pub struct ZoneTable {
     zone: Tz,
     periods: Vec<Period>,
+    /// For each period, the wall time (local seconds) at which it ends;
+    /// ascending.
+    wall_ends: Vec<i64>,
 }
 
 type YearCache = RwLock<HashMap<(Tz, i32), Arc<[Period]>>>;
@@ -132,7 +135,17 @@ impl ZoneTable {
         if let Some(p) = periods.first_mut() {
             p.start = i64::MIN;
         }
-        Self { zone, periods }
+        let wall_ends = (0..periods.len())
+            .map(|i| {
+                let off = periods.get(i).map_or(0, |p| p.offset);
+                periods.get(i + 1).map_or(i64::MAX, |n| n.start + off)
+            })
+            .collect();
+        Self {
+            zone,
+            periods,
+            wall_ends,
+        }
     }
 
     /// The zone this table describes.
@@ -151,10 +164,6 @@ impl ZoneTable {
             start: i64::MIN,
             offset: 0,
         })
-    }
-
-    fn period_end(&self, i: usize) -> i64 {
-        self.periods.get(i + 1).map_or(i64::MAX, |p| p.start)
     }
 
     /// The UTC offset in seconds in force at `instant`.
@@ -179,33 +188,23 @@ impl ZoneTable {
     /// fold takes its first occurrence; a time in a gap is read with the
     /// offset before the gap, or is dropped under [`Nonexistent::Skip`].
     pub fn resolve(&self, wall: i64, policy: Nonexistent) -> Option<i64> {
-        let guess = self.index_at(wall - self.offset_at(wall));
-        let lo = guess.saturating_sub(1);
-        let hi = (guess + 1).min(self.periods.len().saturating_sub(1));
-        for i in lo..=hi {
-            let p = self.period(i);
-            let t = wall - p.offset;
-            if t >= p.start && t < self.period_end(i) {
-                return Some(t);
-            }
+        // The earliest period whose wall range reaches past `wall`: in a
+        // fold that is the first occurrence.
+        let i = self.wall_ends.partition_point(|&end| end <= wall);
+        let p = self.period(i);
+        let start_wall = if i == 0 {
+            i64::MIN
+        } else {
+            p.start.saturating_add(p.offset)
+        };
+        if wall >= start_wall {
+            return Some(wall - p.offset);
         }
-        // In a gap: the period before the gap is the one whose end the
-        // naive reading passes.
+        // Before this period's first wall time: in the gap after the
+        // previous period. Read it with the offset before the gap.
         match policy {
             Nonexistent::Skip => None,
-            Nonexistent::ShiftForward => {
-                for i in lo..=hi {
-                    let p = self.period(i);
-                    let t = wall - p.offset;
-                    if t >= self.period_end(i) {
-                        let next = self.period(i + 1);
-                        if wall < self.period_end(i) + next.offset {
-                            return Some(t);
-                        }
-                    }
-                }
-                Some(wall - self.period(guess).offset)
-            }
+            Nonexistent::ShiftForward => Some(wall - self.period(i.saturating_sub(1)).offset),
         }
     }
 
@@ -267,6 +266,43 @@ mod tests {
             while x < to {
                 assert_eq!(t.offset_at(x), offset_at(tz, x), "{name} at {x}");
                 x += 1800;
+            }
+        }
+    }
+
+    #[test]
+    fn resolve_agrees_with_chrono_tz_every_quarter_hour() {
+        use chrono::{LocalResult, TimeZone};
+        for name in [
+            "America/New_York",
+            "Europe/Berlin",
+            "Australia/Lord_Howe",
+            "America/Santiago",
+            "Asia/Kathmandu",
+        ] {
+            let tz: Tz = name.parse().unwrap();
+            let from = wall(2026, 1, 1, 0, 0);
+            let to = wall(2028, 1, 1, 0, 0);
+            let t = ZoneTable::new(tz, from - DAY, to + DAY);
+            let mut w = from;
+            while w < to {
+                let naive = super::super::naive_of_wall(w);
+                let want = match tz.from_local_datetime(&naive) {
+                    LocalResult::Single(d) => Some(d.timestamp()),
+                    LocalResult::Ambiguous(a, b) => Some(a.timestamp().min(b.timestamp())),
+                    LocalResult::None => None,
+                };
+                assert_eq!(t.resolve(w, Nonexistent::Skip), want, "{name} {naive}");
+                if want.is_none() {
+                    // Forward by the gap: the offset of a moment well before it.
+                    let before = offset_at(tz, w - 30 * 3600);
+                    assert_eq!(
+                        t.resolve(w, Nonexistent::ShiftForward),
+                        Some(w - before),
+                        "{name} {naive}"
+                    );
+                }
+                w += 900;
             }
         }
     }
