@@ -1,12 +1,19 @@
-//! medsched-storage: the record types that medsched stores and loads.
+//! medsched-storage: the record types that medsched stores and loads, the
+//! synchronous store traits (ADR 0001), `MemoryStore` (the embedded
+//! default) and, with feature `conformance`, the suite every adapter runs.
 //!
-//! These are plain data with serde support, so that a whole clinic loads
-//! from one JSON or TOML file and so that every store (the embedded
-//! `MemoryStore`, the PostgreSQL adapter) persists the same shapes. They hold
-//! no scheduling rule: `medsched-core` validates and interprets them.
+//! The record types are plain data with serde support, so that a whole
+//! clinic loads from one JSON or TOML file and every store persists the
+//! same shapes. Nothing here holds a scheduling rule: `medsched-core`
+//! validates and interprets the records and builds the batches that a store
+//! applies atomically.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod memory;
 pub mod records;
+pub mod store;
 
+pub use memory::MemoryStore;
 pub use records::*;
+pub use store::*;

@@ -51,6 +51,10 @@ id_type!(
     /// Id of a patient (an opaque reference, not PHI by itself).
     PatientId
 );
+id_type!(
+    /// Id of a tenant (a clinic organisation); data never crosses tenants.
+    TenantId
+);
 
 /// Protected health information: serialized as its value, but `Debug`
 /// never shows it, so it cannot leak into logs or error reports.
