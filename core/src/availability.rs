@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use medsched_storage::Nonexistent;
 
 use crate::interval::{self, Span};
-use crate::schedule::{Res, Schedule, Ty};
+use crate::schedule::{Res, ResBusy, Schedule, Ty};
 use crate::time::{day_of_wall, ZoneTable, DAY};
 
 /// Most working-hour occurrences one rule may yield for one query.
@@ -157,24 +157,24 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Busy time of `res` within `[from, to)`: where its capacity is used up.
-    pub(crate) fn busy(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
+    pub(crate) fn busy(&mut self, rb: &ResBusy, from: i64, to: i64) -> &[Span] {
         self.busy_merged.clear();
-        self.busy_merged.extend_from_slice(res.full_in(from, to));
+        self.busy_merged.extend_from_slice(rb.full_in(from, to));
         interval::clip(&mut self.busy_merged, from, to);
         &self.busy_merged
     }
 
     /// Free time of `res` in `[from, to)` into `self.free`.
-    pub(crate) fn free(&mut self, res: &Res, from: i64, to: i64) {
+    pub(crate) fn free(&mut self, res: &Res, rb: &ResBusy, from: i64, to: i64) {
         self.open(res, from, to);
         self.free.clear();
         // `open` is clipped to the window, so the busy spans need no clipping.
-        interval::subtract(&self.open, res.full_in(from, to), &mut self.free);
+        interval::subtract(&self.open, rb.full_in(from, to), &mut self.free);
     }
 
     /// Local days (day numbers) of `res` on which the type's per-day or
     /// per-week limit is already reached, into `self.limited_days` (sorted).
-    fn limits(&mut self, res: &Res, type_idx: u32, ty: &Ty, ti: usize, from: i64, to: i64) {
+    fn limits(&mut self, rb: &ResBusy, type_idx: u32, ty: &Ty, ti: usize, from: i64, to: i64) {
         self.limited_days.clear();
         if ty.max_per_day.is_none() && ty.max_per_week.is_none() {
             return;
@@ -186,7 +186,7 @@ impl<'a> Evaluator<'a> {
         let first_day = day_of_wall(table.wall(from)) - 8;
         let last_day = day_of_wall(table.wall(to)) + 8;
         self.counts.clear();
-        for b in &res.busy {
+        for b in &rb.busy {
             if b.type_idx != Some(type_idx) {
                 continue;
             }
@@ -226,6 +226,7 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn resource_starts(
         &mut self,
         res: &Res,
+        rb: &ResBusy,
         type_idx: u32,
         ty: &Ty,
         from: i64,
@@ -245,9 +246,9 @@ impl<'a> Evaluator<'a> {
         lo = lo.max(from);
         hi = hi.min(to);
         let (reach_before, reach_after) = (ty.reach_before(), ty.reach_after());
-        self.free(res, lo - reach_before, hi + reach_after);
+        self.free(res, rb, lo - reach_before, hi + reach_after);
         let ti = self.table_idx(res.zone);
-        self.limits(res, type_idx, ty, ti, lo, hi);
+        self.limits(rb, type_idx, ty, ti, lo, hi);
         let Some(table) = self.tables.get(ti) else {
             return;
         };

@@ -263,7 +263,7 @@ impl Schedule {
             s + ty.reach_after() + DAY,
         );
         let mut admitted = false;
-        ev.resource_starts(res, t, ty, s, s + 1, now, |x| admitted |= x == s);
+        ev.resource_starts(res, self.busy_of(r), t, ty, s, s + 1, now, |x| admitted |= x == s);
         admitted
     }
 
@@ -326,7 +326,8 @@ impl Schedule {
                 }
             }
         }
-        let overlapping: Vec<_> = res
+        let rb = self.busy_of(r);
+        let overlapping: Vec<_> = rb
             .busy
             .iter()
             .filter(|b| b.start < need_end && b.end > need_start)
@@ -358,7 +359,7 @@ impl Schedule {
             let day = day_of_wall(table.wall(s));
             let week = week_of_day(day);
             let (mut on_day, mut in_week) = (0u32, 0u32);
-            for b in &res.busy {
+            for b in &rb.busy {
                 if b.type_idx != Some(t) {
                     continue;
                 }
@@ -392,9 +393,10 @@ impl Schedule {
         patient: &str,
         start: i64,
         end: i64,
-        except: Option<u32>,
+        except: Option<u64>,
     ) -> Vec<Reason> {
-        self.patient_busy
+        self.book
+            .patient_busy
             .get(patient)
             .map(|v| {
                 v.iter()

@@ -4,6 +4,7 @@
 //! meets a bad reference.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{NaiveTime, Timelike};
 use chrono_tz::Tz;
@@ -45,7 +46,9 @@ pub(crate) struct Busy {
     pub(crate) end: i64,
     pub(crate) raw_start: i64,
     pub(crate) raw_end: i64,
-    pub(crate) appointment: u32,
+    /// The appointment's key (its index for a clinic file, the store's key
+    /// otherwise).
+    pub(crate) appointment: u64,
     pub(crate) type_idx: Option<u32>,
 }
 
@@ -67,14 +70,29 @@ pub(crate) struct Res {
     pub(crate) overrides: Vec<(i64, Vec<DayBlock>)>,
     /// Sorted by start.
     pub(crate) away: Vec<Away>,
+    pub(crate) tags: Vec<String>,
+}
+
+/// The appointments that hold time on one resource.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ResBusy {
     /// Sorted by widened start.
     pub(crate) busy: Vec<Busy>,
     /// Longest widened busy span, to bound look-ups.
-    pub(crate) longest_busy: i64,
-    /// Where the resource's capacity is used up, over all time: sorted,
-    /// disjoint. Computed once, sliced per query.
+    pub(crate) longest: i64,
+    /// Where the resource's capacity is used up: sorted, disjoint.
+    /// Computed once, sliced per query.
     pub(crate) full: Vec<crate::interval::Span>,
-    pub(crate) tags: Vec<String>,
+}
+
+impl ResBusy {
+    fn finish(&mut self, capacity: u32) {
+        self.busy.sort_by_key(|b| (b.start, b.end));
+        self.longest = self.busy.iter().map(|b| b.end - b.start).max().unwrap_or(0);
+        let spans: Vec<_> = self.busy.iter().map(|b| (b.start, b.end)).collect();
+        self.full.clear();
+        crate::interval::at_least(&spans, capacity, &mut Vec::new(), &mut self.full);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,8 +116,8 @@ pub(crate) struct Ty {
     pub(crate) groups: Vec<Group>,
 }
 
-impl Res {
-    /// The spans of [`Res::full`] that overlap `[from, to)` (unclipped).
+impl ResBusy {
+    /// The spans of [`ResBusy::full`] that overlap `[from, to)` (unclipped).
     pub(crate) fn full_in(&self, from: i64, to: i64) -> &[crate::interval::Span] {
         // Windows often cover all of a resource's bookings: skip the searches.
         let lo = if self.full.first().is_some_and(|s| s.1 > from) {
@@ -133,9 +151,11 @@ impl Ty {
     }
 }
 
-/// A clinic compiled for queries. Cheap to share between threads.
+/// A clinic's catalog (resources, rules, overrides, time off, types)
+/// compiled for queries: ids are indices, zones and rules are parsed. It
+/// changes rarely; engines cache it per catalog version.
 #[derive(Debug, Clone)]
-pub struct Schedule {
+pub struct Catalog {
     pub(crate) settings: Settings,
     /// The resource records, in index order.
     pub(crate) resource_records: Vec<medsched_storage::Resource>,
@@ -146,13 +166,44 @@ pub struct Schedule {
     pub(crate) resource_index: HashMap<String, u32>,
     pub(crate) types: Vec<Ty>,
     pub(crate) type_index: HashMap<String, u32>,
-    pub(crate) appointments: Vec<Appointment>,
-    pub(crate) appointment_index: HashMap<String, u32>,
     /// Time-off ids, by index.
     pub(crate) time_off_ids: Vec<String>,
-    /// Per patient id: holding appointments as `(start, end, appointment)`.
-    pub(crate) patient_busy: HashMap<String, Vec<(i64, i64, u32)>>,
 }
+
+/// The appointments a query sees, per resource.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Bookings {
+    /// Indexed like `Catalog::resources`.
+    pub(crate) per: Vec<ResBusy>,
+    /// Appointment ids by key (for explanations).
+    pub(crate) ids: HashMap<u64, String>,
+    /// The appointments of a clinic file, by index.
+    pub(crate) appointments: Vec<Appointment>,
+    pub(crate) appointment_index: HashMap<String, u32>,
+    /// Per patient id: holding appointments as `(start, end, key)`.
+    pub(crate) patient_busy: HashMap<String, Vec<(i64, i64, u64)>>,
+}
+
+/// A catalog with the appointments a query sees. Cheap to share between
+/// threads.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub(crate) cat: Arc<Catalog>,
+    pub(crate) book: Bookings,
+}
+
+impl std::ops::Deref for Schedule {
+    type Target = Catalog;
+    fn deref(&self) -> &Catalog {
+        &self.cat
+    }
+}
+
+static NO_BUSY: ResBusy = ResBusy {
+    busy: Vec::new(),
+    longest: 0,
+    full: Vec::new(),
+};
 
 fn minutes(field: impl Fn() -> String, value: u32, min: u32) -> Result<i64, Error> {
     if value < min {
@@ -180,7 +231,83 @@ fn day_block(b: &LocalBlock) -> DayBlock {
 }
 
 impl Schedule {
-    /// Validates a clinic and compiles it.
+    /// Validates a clinic (catalog and appointments) and compiles it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Catalog::new`]; [`Error::DuplicateId`], [`Error::NotFound`] and
+    /// [`Error::EndBeforeStart`] for appointments.
+    pub fn new(clinic: &Clinic) -> Result<Self, Error> {
+        let cat = Arc::new(Catalog::new(clinic)?);
+        let book = Bookings::from_appointments(&cat, &clinic.appointments)?;
+        Ok(Self { cat, book })
+    }
+
+    /// A schedule over a cached catalog and the rows of a batched store
+    /// read; `positions[i]` is the catalog index of the query's resource
+    /// `i`; rows flagged `same_type` count as `type_idx`.
+    pub(crate) fn from_rows(
+        cat: Arc<Catalog>,
+        positions: &[u32],
+        rows: &[medsched_storage::BookingRow],
+        type_idx: Option<u32>,
+    ) -> Self {
+        let mut per = vec![ResBusy::default(); cat.resources.len()];
+        for row in rows {
+            let Some(&r) = positions.get(row.resource as usize) else { continue };
+            if let Some(rb) = per.get_mut(r as usize) {
+                rb.busy.push(Busy {
+                    start: row.start - row.buffer_before,
+                    end: row.end + row.buffer_after,
+                    raw_start: row.start,
+                    raw_end: row.end,
+                    appointment: row.key,
+                    type_idx: if row.same_type { type_idx } else { None },
+                });
+            }
+        }
+        for (r, rb) in per.iter_mut().enumerate() {
+            if !rb.busy.is_empty() {
+                let capacity = cat.resources.get(r).map_or(1, |x| x.capacity);
+                rb.finish(capacity);
+            }
+        }
+        Self {
+            cat,
+            book: Bookings {
+                per,
+                ..Bookings::default()
+            },
+        }
+    }
+
+    /// The busy data of resource `r`.
+    pub(crate) fn busy_of(&self, r: u32) -> &ResBusy {
+        self.book.per.get(r as usize).unwrap_or(&NO_BUSY)
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.cat
+    }
+
+    /// The appointment with this id (appointments of a clinic file).
+    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
+        self.book
+            .appointment_index
+            .get(id)
+            .and_then(|i| self.book.appointments.get(*i as usize))
+    }
+
+    /// The id of the appointment with this key, when known.
+    pub(crate) fn appointment_id(&self, key: u64) -> String {
+        self.book.ids.get(&key).cloned().unwrap_or_else(|| format!("#{key}"))
+    }
+}
+
+impl Catalog {
+    /// Validates a clinic's catalog (its appointments are ignored) and
+    /// compiles it.
     ///
     /// # Errors
     ///
@@ -225,9 +352,6 @@ impl Schedule {
                 rules: Vec::new(),
                 overrides: Vec::new(),
                 away: Vec::new(),
-                busy: Vec::new(),
-                longest_busy: 0,
-                full: Vec::new(),
                 tags: r.tags.clone(),
             });
         }
@@ -304,87 +428,14 @@ impl Schedule {
             types.push(compile_type(t, i, &resources, &resource_index)?);
         }
 
-        let mut appointment_index = HashMap::with_capacity(clinic.appointments.len());
-        let mut patient_busy: HashMap<String, Vec<(i64, i64, u32)>> = HashMap::new();
-        for (i, a) in clinic.appointments.iter().enumerate() {
-            if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
-                return Err(Error::DuplicateId {
-                    kind: RecordKind::Appointment,
-                    id: a.id.0.clone(),
-                });
-            }
-            let type_idx =
-                match &a.type_id {
-                    Some(t) => Some(type_index.get(t.as_str()).copied().ok_or_else(|| {
-                        Error::not_found(RecordKind::AppointmentType, t.as_str())
-                    })?),
-                    None => None,
-                };
-            let span = match (a.start, a.end) {
-                (Some(s), Some(e)) => {
-                    let (s, e) = (s.timestamp(), e.timestamp());
-                    if e <= s {
-                        return Err(Error::EndBeforeStart {
-                            what: format!(
-                                "appointment `{}`",
-                                crate::error::truncate(a.id.as_str())
-                            ),
-                        });
-                    }
-                    Some((s, e))
-                }
-                (None, None) => None,
-                _ => {
-                    return Err(Error::invalid(
-                        format!("appointments[{i}]"),
-                        "start and end must both be given or both be absent",
-                    ))
-                }
-            };
-            for rid in &a.resources {
-                lookup(rid.as_str())?;
-            }
-            let Some((s, e)) = span else { continue };
-            if !a.status.holds_time() {
-                continue;
-            }
-            let before = i64::from(a.buffer_before_min) * MINUTE;
-            let after = i64::from(a.buffer_after_min) * MINUTE;
-            for rid in &a.resources {
-                let r = lookup(rid.as_str())?;
-                if let Some(res) = resources.get_mut(r as usize) {
-                    res.busy.push(Busy {
-                        start: s - before,
-                        end: e + after,
-                        raw_start: s,
-                        raw_end: e,
-                        appointment: i as u32,
-                        type_idx,
-                    });
-                }
-            }
-            if let Some(p) = &a.patient {
-                patient_busy
-                    .entry(p.0.clone())
-                    .or_default()
-                    .push((s, e, i as u32));
-            }
-        }
-        for res in &mut resources {
-            res.overrides.sort_by_key(|(d, _)| *d);
-            res.away.sort_by_key(|a| (a.start, a.end));
-            res.busy.sort_by_key(|b| (b.start, b.end));
-            res.longest_busy = res.busy.iter().map(|b| b.end - b.start).max().unwrap_or(0);
-            let spans: Vec<_> = res.busy.iter().map(|b| (b.start, b.end)).collect();
-            crate::interval::at_least(&spans, res.capacity, &mut Vec::new(), &mut res.full);
-        }
-        for v in patient_busy.values_mut() {
-            v.sort_unstable();
-        }
         let resource_records = order
             .iter()
             .filter_map(|&i| clinic.resources.get(i).cloned())
             .collect();
+        for res in &mut resources {
+            res.overrides.sort_by_key(|(d, _)| *d);
+            res.away.sort_by_key(|a| (a.start, a.end));
+        }
         Ok(Self {
             settings: clinic.settings,
             resource_records,
@@ -393,10 +444,7 @@ impl Schedule {
             resource_index,
             types,
             type_index,
-            appointments: clinic.appointments.clone(),
-            appointment_index,
             time_off_ids,
-            patient_busy,
         })
     }
 
@@ -442,21 +490,6 @@ impl Schedule {
         self.res(idx)
             .map(|r| r.zone)
             .ok_or_else(|| Error::not_found(RecordKind::Resource, id))
-    }
-
-    /// The appointment with this id.
-    pub fn appointment(&self, id: &str) -> Option<&Appointment> {
-        self.appointment_index
-            .get(id)
-            .and_then(|i| self.appointments.get(*i as usize))
-    }
-
-    /// The appointment id at `idx`.
-    pub(crate) fn appointment_id(&self, idx: u32) -> String {
-        self.appointments
-            .get(idx as usize)
-            .map(|a| a.id.0.clone())
-            .unwrap_or_default()
     }
 
     /// The record of a resource.
@@ -596,4 +629,84 @@ fn compile_type(
         max_per_week: t.max_per_week,
         groups,
     })
+}
+
+impl Bookings {
+    /// The appointments of a clinic file: validated, indexed, sorted.
+    fn from_appointments(cat: &Catalog, appointments: &[Appointment]) -> Result<Self, Error> {
+        let mut per = vec![ResBusy::default(); cat.resources.len()];
+        let mut appointment_index = HashMap::with_capacity(appointments.len());
+        let mut ids = HashMap::with_capacity(appointments.len());
+        let mut patient_busy: HashMap<String, Vec<(i64, i64, u64)>> = HashMap::new();
+        for (i, a) in appointments.iter().enumerate() {
+            if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::Appointment,
+                    id: a.id.0.clone(),
+                });
+            }
+            ids.insert(i as u64, a.id.0.clone());
+            let type_idx = match &a.type_id {
+                Some(t) => Some(cat.type_idx(t.as_str())?),
+                None => None,
+            };
+            let span = match (a.start, a.end) {
+                (Some(s), Some(e)) => {
+                    let (s, e) = (s.timestamp(), e.timestamp());
+                    if e <= s {
+                        return Err(Error::EndBeforeStart {
+                            what: format!("appointment `{}`", crate::error::truncate(a.id.as_str())),
+                        });
+                    }
+                    Some((s, e))
+                }
+                (None, None) => None,
+                _ => {
+                    return Err(Error::invalid(
+                        format!("appointments[{i}]"),
+                        "start and end must both be given or both be absent",
+                    ))
+                }
+            };
+            let mut rs = Vec::with_capacity(a.resources.len());
+            for rid in &a.resources {
+                rs.push(cat.resource_idx(rid.as_str())?);
+            }
+            let Some((s, e)) = span else { continue };
+            if !a.status.holds_time() {
+                continue;
+            }
+            let before = i64::from(a.buffer_before_min) * MINUTE;
+            let after = i64::from(a.buffer_after_min) * MINUTE;
+            for r in rs {
+                if let Some(rb) = per.get_mut(r as usize) {
+                    rb.busy.push(Busy {
+                        start: s - before,
+                        end: e + after,
+                        raw_start: s,
+                        raw_end: e,
+                        appointment: i as u64,
+                        type_idx,
+                    });
+                }
+            }
+            if let Some(p) = &a.patient {
+                patient_busy.entry(p.0.clone()).or_default().push((s, e, i as u64));
+            }
+        }
+        for (r, rb) in per.iter_mut().enumerate() {
+            let capacity = cat.resources.get(r).map_or(1, |x| x.capacity);
+            rb.finish(capacity);
+        }
+        for v in patient_busy.values_mut() {
+            v.sort_unstable();
+        }
+        Ok(Self {
+            per,
+            ids,
+            appointments: appointments.to_vec(),
+            appointment_index,
+            patient_busy,
+        })
+    }
 }

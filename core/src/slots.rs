@@ -213,7 +213,7 @@ impl Schedule {
         let mut out = Vec::new();
         for (k, &r) in resources.iter().enumerate() {
             let Some(res) = self.res(r) else { continue };
-            ev.resource_starts(res, p.type_idx, ty, p.from, p.to, p.now, |start| {
+            ev.resource_starts(res, self.busy_of(r), p.type_idx, ty, p.from, p.to, p.now, |start| {
                 out.push(SlotEntry { resource: r, start });
             });
             if k == 0 {
@@ -311,11 +311,8 @@ impl Schedule {
         to: DateTime<Utc>,
     ) -> Result<Vec<Span>, Error> {
         let (r, from, to) = self.window_for(resource, from, to)?;
-        let res = self
-            .res(r)
-            .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
-        Ok(ev.busy(res, from, to).to_vec())
+        Ok(ev.busy(self.busy_of(r), from, to).to_vec())
     }
 
     /// Free time of a resource in a window: open less busy.
@@ -334,7 +331,7 @@ impl Schedule {
             .res(r)
             .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
-        ev.free(res, from, to);
+        ev.free(res, self.busy_of(r), from, to);
         Ok(ev.free.clone())
     }
 
