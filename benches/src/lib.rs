@@ -527,6 +527,7 @@ fn consult() -> AppointmentType {
             resources: Vec::new(),
             tag: Some("provider".to_owned()),
         }],
+        reminders_min: vec![],
     }
 }
 

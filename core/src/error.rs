@@ -19,6 +19,14 @@ pub enum RecordKind {
     WorkingHours,
     /// A time-off entry.
     TimeOff,
+    /// An outbox event.
+    Event,
+    /// A tenant's catalog.
+    Catalog,
+    /// A waitlist entry.
+    WaitlistEntry,
+    /// Another stored record.
+    Other,
 }
 
 impl fmt::Display for RecordKind {
@@ -29,6 +37,10 @@ impl fmt::Display for RecordKind {
             RecordKind::Appointment => "appointment",
             RecordKind::WorkingHours => "working hours",
             RecordKind::TimeOff => "time off",
+            RecordKind::Event => "event",
+            RecordKind::Catalog => "catalog of tenant",
+            RecordKind::WaitlistEntry => "waitlist entry",
+            RecordKind::Other => "record",
         })
     }
 }
@@ -93,6 +105,58 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// The slot cannot be booked: the engine's check or the store's found it
+    /// taken or outside what the type allows.
+    #[error("slot unavailable{}: {}", resource.as_ref().map(|r| format!(" on resource `{r}`")).unwrap_or_default(), if reasons.is_empty() { "taken".to_owned() } else { reasons.join(", ") })]
+    SlotUnavailable {
+        /// The resource, when one is to blame.
+        resource: Option<String>,
+        /// Reason codes (see `docs/error-codes.md`).
+        reasons: Vec<String>,
+    },
+    /// The record changed since the caller read it.
+    #[error("{detail}")]
+    VersionConflict {
+        /// Which record and versions.
+        detail: String,
+    },
+    /// An idempotency key was reused with different parameters.
+    #[error("idempotency key reused with different parameters")]
+    IdempotencyMismatch,
+    /// A status change the FHIR transition table does not allow.
+    #[error("cannot change appointment `{appointment}` from `{from}` to `{to}`")]
+    InvalidTransition {
+        /// The appointment.
+        appointment: String,
+        /// Current FHIR status code.
+        from: &'static str,
+        /// Requested FHIR status code.
+        to: &'static str,
+    },
+    /// A hold lapsed before it was confirmed.
+    #[error("hold `{appointment}` has expired")]
+    HoldExpired {
+        /// The held appointment.
+        appointment: String,
+    },
+    /// An outbox event's lease is held by another worker or lapsed.
+    #[error("{detail}")]
+    LeaseLost {
+        /// Which event.
+        detail: String,
+    },
+    /// The store cannot be reached or is overloaded; retrying may succeed.
+    #[error("storage unavailable: {detail}")]
+    StorageUnavailable {
+        /// The store's account, without data.
+        detail: String,
+    },
+    /// A stored value failed its integrity check.
+    #[error("integrity check failed: {detail}")]
+    Integrity {
+        /// Which record.
+        detail: String,
+    },
     /// A clinic file or document that cannot be parsed.
     #[error("malformed {format} document: {detail}")]
     Malformed {
@@ -116,6 +180,14 @@ impl Error {
             Error::DuplicateId { .. } => "duplicate_id",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Malformed { .. } => "malformed_document",
+            Error::SlotUnavailable { .. } => "slot_unavailable",
+            Error::VersionConflict { .. } => "version_conflict",
+            Error::IdempotencyMismatch => "idempotency_mismatch",
+            Error::InvalidTransition { .. } => "invalid_transition",
+            Error::HoldExpired { .. } => "hold_expired",
+            Error::LeaseLost { .. } => "lease_lost",
+            Error::StorageUnavailable { .. } => "storage_unavailable",
+            Error::Integrity { .. } => "integrity_error",
         }
     }
 
@@ -130,7 +202,20 @@ impl Error {
         "duplicate_id",
         "invalid_input",
         "malformed_document",
+        "slot_unavailable",
+        "version_conflict",
+        "idempotency_mismatch",
+        "invalid_transition",
+        "hold_expired",
+        "lease_lost",
+        "storage_unavailable",
+        "integrity_error",
     ];
+
+    /// Whether retrying the same call may succeed.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, Error::StorageUnavailable { .. })
+    }
 
     pub(crate) fn unknown_zone(name: &str) -> Self {
         Error::UnknownZone {
@@ -171,6 +256,42 @@ pub(crate) fn truncate(s: &str) -> String {
     }
 }
 
+impl From<medsched_storage::StorageError> for Error {
+    fn from(e: medsched_storage::StorageError) -> Self {
+        use medsched_storage::StorageErrorKind as K;
+        let detail = e.to_string();
+        match e.kind() {
+            K::NotFound => {
+                let (what, id) = e.record().unwrap_or(("record", ""));
+                let kind = match what {
+                    "appointment" | "appointment key" => RecordKind::Appointment,
+                    "event" => RecordKind::Event,
+                    "catalog of tenant" => RecordKind::Catalog,
+                    _ => RecordKind::Other,
+                };
+                Error::NotFound {
+                    kind,
+                    id: truncate(id),
+                }
+            }
+            K::SlotTaken => Error::SlotUnavailable {
+                resource: e.resource().map(|r| r.0.clone()),
+                reasons: vec![],
+            },
+            K::VersionConflict => Error::VersionConflict { detail },
+            K::Duplicate => Error::DuplicateId {
+                kind: RecordKind::Appointment,
+                id: detail,
+            },
+            K::IdempotencyMismatch => Error::IdempotencyMismatch,
+            K::LeaseLost => Error::LeaseLost { detail },
+            K::Integrity => Error::Integrity { detail },
+            K::Invalid => Error::invalid("store request", detail),
+            _ => Error::StorageUnavailable { detail },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,7 +319,27 @@ mod tests {
                 format: "json",
                 detail: "d".into(),
             },
+            Error::SlotUnavailable {
+                resource: None,
+                reasons: vec![],
+            },
+            Error::VersionConflict { detail: "d".into() },
+            Error::IdempotencyMismatch,
+            Error::InvalidTransition {
+                appointment: "a".into(),
+                from: "booked",
+                to: "proposed",
+            },
+            Error::HoldExpired {
+                appointment: "a".into(),
+            },
+            Error::LeaseLost { detail: "d".into() },
+            Error::StorageUnavailable { detail: "d".into() },
+            Error::Integrity { detail: "d".into() },
         ];
+        assert!(samples
+            .iter()
+            .all(|e| e.is_temporary() == (e.code() == "storage_unavailable")));
         let codes: Vec<_> = samples.iter().map(Error::code).collect();
         assert_eq!(codes, Error::CODES);
         let doc = include_str!("../../docs/error-codes.md");

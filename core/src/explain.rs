@@ -263,7 +263,9 @@ impl Schedule {
             s + ty.reach_after() + DAY,
         );
         let mut admitted = false;
-        ev.resource_starts(res, self.busy_of(r), t, ty, s, s + 1, now, |x| admitted |= x == s);
+        ev.resource_starts(res, self.busy_of(r), t, ty, s, s + 1, now, |x| {
+            admitted |= x == s
+        });
         admitted
     }
 

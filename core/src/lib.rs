@@ -27,3 +27,11 @@ pub mod clinic;
 
 pub use clinic::{load_schedule, parse_check_request, parse_clinic, CheckRequest, Format};
 pub use medsched_storage as records;
+pub mod engine;
+pub mod status;
+
+pub use engine::{
+    BookRequest, Booking, Clock, Engine, EngineConfig, FnClock, ManualClock, SeriesBooking,
+    SeriesPolicy,
+};
+pub use schedule::Catalog;

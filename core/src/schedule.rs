@@ -254,7 +254,9 @@ impl Schedule {
     ) -> Self {
         let mut per = vec![ResBusy::default(); cat.resources.len()];
         for row in rows {
-            let Some(&r) = positions.get(row.resource as usize) else { continue };
+            let Some(&r) = positions.get(row.resource as usize) else {
+                continue;
+            };
             if let Some(rb) = per.get_mut(r as usize) {
                 rb.busy.push(Busy {
                     start: row.start - row.buffer_before,
@@ -301,7 +303,11 @@ impl Schedule {
 
     /// The id of the appointment with this key, when known.
     pub(crate) fn appointment_id(&self, key: u64) -> String {
-        self.book.ids.get(&key).cloned().unwrap_or_else(|| format!("#{key}"))
+        self.book
+            .ids
+            .get(&key)
+            .cloned()
+            .unwrap_or_else(|| format!("#{key}"))
     }
 }
 
@@ -655,7 +661,10 @@ impl Bookings {
                     let (s, e) = (s.timestamp(), e.timestamp());
                     if e <= s {
                         return Err(Error::EndBeforeStart {
-                            what: format!("appointment `{}`", crate::error::truncate(a.id.as_str())),
+                            what: format!(
+                                "appointment `{}`",
+                                crate::error::truncate(a.id.as_str())
+                            ),
                         });
                     }
                     Some((s, e))
@@ -691,7 +700,10 @@ impl Bookings {
                 }
             }
             if let Some(p) = &a.patient {
-                patient_busy.entry(p.0.clone()).or_default().push((s, e, i as u64));
+                patient_busy
+                    .entry(p.0.clone())
+                    .or_default()
+                    .push((s, e, i as u64));
             }
         }
         for (r, rb) in per.iter_mut().enumerate() {

@@ -213,9 +213,18 @@ impl Schedule {
         let mut out = Vec::new();
         for (k, &r) in resources.iter().enumerate() {
             let Some(res) = self.res(r) else { continue };
-            ev.resource_starts(res, self.busy_of(r), p.type_idx, ty, p.from, p.to, p.now, |start| {
-                out.push(SlotEntry { resource: r, start });
-            });
+            ev.resource_starts(
+                res,
+                self.busy_of(r),
+                p.type_idx,
+                ty,
+                p.from,
+                p.to,
+                p.now,
+                |start| {
+                    out.push(SlotEntry { resource: r, start });
+                },
+            );
             if k == 0 {
                 // Size the rest on the first resource, to spare regrowth.
                 out.reserve(out.len().saturating_mul(resources.len()).min(1 << 24));

@@ -64,6 +64,7 @@ pub fn appt_type(id: &str, duration: u32, step: u32) -> AppointmentType {
             resources: vec![],
             tag: Some("provider".into()),
         }],
+        reminders_min: vec![],
     }
 }
 

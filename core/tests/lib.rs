@@ -4,6 +4,7 @@
 
 mod common;
 mod dst;
+mod engine;
 mod model;
 mod rfc5545;
 mod robustness;

@@ -150,6 +150,7 @@ fn build(specs: &[Spec], ts: &TypeSpec, start: NaiveDate) -> Clinic {
             resources: vec![],
             tag: Some("p".into()),
         }],
+        reminders_min: vec![],
     });
     for (i, sp) in specs.iter().enumerate() {
         let id = format!("r{i}");

@@ -75,6 +75,7 @@ fn main() -> Result<(), Error> {
                 resources: vec![],
                 tag: Some("gp".into()),
             }],
+            reminders_min: vec![],
         }],
         appointments: vec![Appointment {
             id: "apt-1".into(),

@@ -562,6 +562,16 @@ impl Store for MemoryStore {
             .ok_or_else(|| StorageError::not_found("appointment key", &key.to_string()))
     }
 
+    fn idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<(String, Committed)>, StorageError> {
+        let t = self.tenant(tenant);
+        let state = read(&t);
+        Ok(state.idempotency.get(key).cloned())
+    }
+
     fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
         let t = self.tenant(tenant);
         let mut state = write(&t);

@@ -260,6 +260,9 @@ pub struct AppointmentType {
     pub max_per_week: Option<u32>,
     /// Requirement groups; all must be met at once.
     pub requirements: Vec<Requirement>,
+    /// Reminders, in minutes before the start (e.g. `[1440, 120]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reminders_min: Vec<u32>,
 }
 
 /// FHIR R4 `Appointment.status` codes.

@@ -151,6 +151,12 @@ pub struct EventData {
     /// For a status change: the new FHIR status code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// Who made the change (a user id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Why, as a code (`patient_request`, `provider_unavailable` ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<String>,
 }
 
 /// An event to write to the outbox.
@@ -303,6 +309,7 @@ pub struct StorageError {
     kind: StorageErrorKind,
     message: String,
     resource: Option<ResourceId>,
+    record: Option<(String, String)>,
 }
 
 impl StorageError {
@@ -312,6 +319,7 @@ impl StorageError {
             kind,
             message: message.into(),
             resource: None,
+            record: None,
         }
     }
 
@@ -321,15 +329,24 @@ impl StorageError {
             kind: StorageErrorKind::SlotTaken,
             message: format!("slot taken on resource `{resource}`"),
             resource: Some(resource.clone()),
+            record: None,
         }
     }
 
     /// A missing record.
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StorageErrorKind::NotFound,
-            format!("{what} `{id}` not found"),
-        )
+        Self {
+            record: Some((what.to_owned(), id.to_owned())),
+            ..Self::new(
+                StorageErrorKind::NotFound,
+                format!("{what} `{id}` not found"),
+            )
+        }
+    }
+
+    /// For [`StorageErrorKind::NotFound`]: what kind of record, and its id.
+    pub fn record(&self) -> Option<(&str, &str)> {
+        self.record.as_ref().map(|(w, i)| (w.as_str(), i.as_str()))
     }
 
     /// The kind.
@@ -453,6 +470,16 @@ pub trait Store: Send + Sync {
         tenant: &TenantId,
         key: AppointmentKey,
     ) -> Result<Arc<StoredAppointment>, StorageError>;
+
+    /// The recorded result of an idempotency key, with its fingerprint.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    fn idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<(String, Committed)>, StorageError>;
 
     /// Applies a batch atomically: with an idempotency key already recorded
     /// with the same fingerprint, returns that first result and applies
