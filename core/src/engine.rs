@@ -308,7 +308,12 @@ impl<S: Store> Engine<S> {
         if let Some(k) = except {
             rows.retain(|r| r.key != k);
         }
-        let mut schedule = Schedule::from_rows(Arc::clone(cat), resources, &rows, type_idx);
+        let need_busy = with_ids
+            || type_idx
+                .and_then(|t| cat.ty(t))
+                .is_some_and(|ty| ty.max_per_day.is_some() || ty.max_per_week.is_some());
+        let mut schedule =
+            Schedule::from_rows(Arc::clone(cat), resources, &rows, type_idx, need_busy);
         if with_ids {
             let mut keys: Vec<u64> = rows.iter().map(|r| r.key).collect();
             keys.sort_unstable();
@@ -434,6 +439,8 @@ impl<S: Store> Engine<S> {
         schedule.explain(type_id, resource, start, now, patient)
     }
 
+    /// Checks a proposal; `with_ids` resolves appointment ids for the
+    /// reasons (callers that only need reason codes skip the look-ups).
     fn check_one(
         &self,
         tenant: &TenantId,
@@ -441,6 +448,7 @@ impl<S: Store> Engine<S> {
         p: &Proposal,
         now: DateTime<Utc>,
         except: Option<u64>,
+        with_ids: bool,
     ) -> Result<OccurrenceReport, Error> {
         let t = cat.type_idx(&p.type_id)?;
         let mut chosen = Vec::with_capacity(p.resources.len());
@@ -457,7 +465,7 @@ impl<S: Store> Engine<S> {
             s - 9 * DAY,
             s + 9 * DAY,
             now.timestamp(),
-            true,
+            with_ids,
             except,
             p.patient.as_deref(),
         )?;
@@ -471,7 +479,7 @@ impl<S: Store> Engine<S> {
     /// As [`Schedule::check`].
     pub fn check(&self, tenant: &TenantId, p: &Proposal) -> Result<OccurrenceReport, Error> {
         let cat = self.catalog(tenant)?;
-        self.check_one(tenant, &cat, p, self.now(), None)
+        self.check_one(tenant, &cat, p, self.now(), None, true)
     }
 
     fn new_id(&self, tenant: &TenantId, req: &BookRequest) -> String {
@@ -598,7 +606,7 @@ impl<S: Store> Engine<S> {
             resources: req.resources.clone(),
             patient: req.patient.clone(),
         };
-        let report = self.check_one(tenant, &cat, &proposal, now, None)?;
+        let report = self.check_one(tenant, &cat, &proposal, now, None, false)?;
         let resources: Vec<ResourceId> = if report.bookable {
             report
                 .assigned
@@ -917,7 +925,7 @@ impl<S: Store> Engine<S> {
                 .unwrap_or_else(|| a0.resources.iter().map(|r| r.0.clone()).collect()),
             patient: a0.patient.as_ref().map(|p| p.0.clone()),
         };
-        let report = self.check_one(tenant, &cat, &proposal, now, Some(current.key))?;
+        let report = self.check_one(tenant, &cat, &proposal, now, Some(current.key), false)?;
         if !report.bookable {
             return Err(unavailable(&report));
         }
@@ -993,7 +1001,7 @@ impl<S: Store> Engine<S> {
                     resources: a.resources.iter().map(|r| r.0.clone()).collect(),
                     patient: a.patient.as_ref().map(|p| p.0.clone()),
                 };
-                let report = self.check_one(tenant, &cat, &p, now, Some(current.key))?;
+                let report = self.check_one(tenant, &cat, &p, now, Some(current.key), false)?;
                 if !report.bookable {
                     return Err(unavailable(&report));
                 }

@@ -87,10 +87,22 @@ pub(crate) struct ResBusy {
 
 impl ResBusy {
     fn finish(&mut self, capacity: u32) {
-        self.busy.sort_by_key(|b| (b.start, b.end));
+        if !self.busy.is_sorted_by_key(|b| (b.start, b.end)) {
+            self.busy.sort_by_key(|b| (b.start, b.end));
+        }
         self.longest = self.busy.iter().map(|b| b.end - b.start).max().unwrap_or(0);
-        let spans: Vec<_> = self.busy.iter().map(|b| (b.start, b.end)).collect();
         self.full.clear();
+        if capacity <= 1 {
+            // Sorted by start: one pass merges the spans.
+            for b in &self.busy {
+                match self.full.last_mut() {
+                    Some(last) if b.start <= last.1 => last.1 = last.1.max(b.end),
+                    _ => self.full.push((b.start, b.end)),
+                }
+            }
+            return;
+        }
+        let spans: Vec<_> = self.busy.iter().map(|b| (b.start, b.end)).collect();
         crate::interval::at_least(&spans, capacity, &mut Vec::new(), &mut self.full);
     }
 }
@@ -173,8 +185,10 @@ pub struct Catalog {
 /// The appointments a query sees, per resource.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bookings {
-    /// Indexed like `Catalog::resources`.
+    /// Indexed like `Catalog::resources` (a clinic file's schedule).
     pub(crate) per: Vec<ResBusy>,
+    /// Only the queried resources, sorted by catalog index (a store read).
+    pub(crate) sparse: Vec<(u32, ResBusy)>,
     /// Appointment ids by key (for explanations).
     pub(crate) ids: HashMap<u64, String>,
     /// The appointments of a clinic file, by index.
@@ -245,39 +259,68 @@ impl Schedule {
 
     /// A schedule over a cached catalog and the rows of a batched store
     /// read; `positions[i]` is the catalog index of the query's resource
-    /// `i`; rows flagged `same_type` count as `type_idx`.
+    /// `i`; rows flagged `same_type` count as `type_idx`. Without
+    /// `need_busy` only the capacity spans are built (enough to list slots
+    /// of a type without limits); with it, every row is kept for limits and
+    /// explanations.
     pub(crate) fn from_rows(
         cat: Arc<Catalog>,
         positions: &[u32],
         rows: &[medsched_storage::BookingRow],
         type_idx: Option<u32>,
+        need_busy: bool,
     ) -> Self {
-        let mut per = vec![ResBusy::default(); cat.resources.len()];
-        for row in rows {
-            let Some(&r) = positions.get(row.resource as usize) else {
+        let busy_start = |r: &medsched_storage::BookingRow| r.start - r.buffer_before;
+        let mut sorted_rows;
+        let rows = if rows.is_sorted_by_key(|r| (r.resource, busy_start(r))) {
+            rows
+        } else {
+            sorted_rows = rows.to_vec();
+            sorted_rows.sort_by_key(|r| (r.resource, busy_start(r)));
+            &sorted_rows[..]
+        };
+        let mut sparse: Vec<(u32, ResBusy)> = Vec::with_capacity(positions.len());
+        for group in rows.chunk_by(|a, b| a.resource == b.resource) {
+            let Some(first) = group.first() else { continue };
+            let Some(&r) = positions.get(first.resource as usize) else {
                 continue;
             };
-            if let Some(rb) = per.get_mut(r as usize) {
-                rb.busy.push(Busy {
-                    start: row.start - row.buffer_before,
-                    end: row.end + row.buffer_after,
-                    raw_start: row.start,
-                    raw_end: row.end,
-                    appointment: row.key,
-                    type_idx: if row.same_type { type_idx } else { None },
-                });
-            }
-        }
-        for (r, rb) in per.iter_mut().enumerate() {
-            if !rb.busy.is_empty() {
-                let capacity = cat.resources.get(r).map_or(1, |x| x.capacity);
+            let capacity = cat.resources.get(r as usize).map_or(1, |x| x.capacity);
+            sparse.push((r, ResBusy::default()));
+            let Some((_, rb)) = sparse.last_mut() else {
+                continue;
+            };
+            if need_busy || capacity > 1 {
+                rb.busy = group
+                    .iter()
+                    .map(|row| Busy {
+                        start: busy_start(row),
+                        end: row.end + row.buffer_after,
+                        raw_start: row.start,
+                        raw_end: row.end,
+                        appointment: row.key,
+                        type_idx: if row.same_type { type_idx } else { None },
+                    })
+                    .collect();
                 rb.finish(capacity);
+            } else {
+                // Capacity one: merge the widened spans in one pass.
+                rb.full.reserve(group.len());
+                for row in group {
+                    let (s, e) = (busy_start(row), row.end + row.buffer_after);
+                    rb.longest = rb.longest.max(e - s);
+                    match rb.full.last_mut() {
+                        Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                        _ => rb.full.push((s, e)),
+                    }
+                }
             }
         }
+        sparse.sort_by_key(|(r, _)| *r);
         Self {
             cat,
             book: Bookings {
-                per,
+                sparse,
                 ..Bookings::default()
             },
         }
@@ -285,7 +328,13 @@ impl Schedule {
 
     /// The busy data of resource `r`.
     pub(crate) fn busy_of(&self, r: u32) -> &ResBusy {
-        self.book.per.get(r as usize).unwrap_or(&NO_BUSY)
+        if !self.book.per.is_empty() {
+            return self.book.per.get(r as usize).unwrap_or(&NO_BUSY);
+        }
+        match self.book.sparse.binary_search_by_key(&r, |(x, _)| *x) {
+            Ok(i) => self.book.sparse.get(i).map_or(&NO_BUSY, |(_, rb)| rb),
+            Err(_) => &NO_BUSY,
+        }
     }
 
     /// The catalog.
@@ -715,6 +764,7 @@ impl Bookings {
         }
         Ok(Self {
             per,
+            sparse: Vec::new(),
             ids,
             appointments: appointments.to_vec(),
             appointment_index,

@@ -426,7 +426,8 @@ pub trait Store: Send + Sync {
 
     /// The batched availability read: appends to `out` every active row of
     /// the query's resources whose busy span overlaps the window, sorted by
-    /// (resource position, start). One consistent snapshot.
+    /// (resource position, busy start = start − buffer before). One
+    /// consistent snapshot.
     ///
     /// # Errors
     /// `Unavailable`.
