@@ -493,3 +493,88 @@ fn engine_slots_equal_core_slots_on_the_same_data() {
     assert_eq!(via_engine.entries, via_core.entries);
     assert!(!via_engine.entries.is_empty());
 }
+
+#[test]
+fn overbooking_is_explicit() {
+    let (e, _) = engine();
+    e.book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .unwrap();
+    let mut r = req("2027-03-16T13:00:00Z", "dr-a");
+    r.patient = Some("pat-2".into());
+    assert_eq!(
+        e.book(&tenant(), &r).unwrap_err().code(),
+        "slot_unavailable"
+    );
+    r.overbook = true;
+    let b = e.book(&tenant(), &r).unwrap();
+    assert_eq!(
+        b.appointment.appointment.resources,
+        vec![ResourceId::from("dr-a")]
+    );
+    // Overbooking needs named resources: the engine will not pick one for it.
+    let mut b2 = req("2027-03-16T13:00:00Z", "dr-b");
+    b2.patient = Some("pat-4".into());
+    e.book(&tenant(), &b2).unwrap();
+    let mut any = r.clone();
+    any.resources.clear();
+    any.patient = Some("pat-3".into());
+    assert_eq!(
+        e.book(&tenant(), &any).unwrap_err().code(),
+        "slot_unavailable"
+    );
+}
+
+#[test]
+fn proposals_become_bookings_only_where_the_slot_is_free() {
+    let (e, _) = engine();
+    // A proposal holds no time.
+    let mut proposal = req("2027-03-16T13:00:00Z", "dr-a");
+    proposal.id = Some("prop-1".into());
+    e.store()
+        .commit(
+            &tenant(),
+            Batch {
+                now: e.now(),
+                idempotency: None,
+                ops: vec![Op::Insert {
+                    appointment: Appointment {
+                        id: "prop-1".into(),
+                        type_id: Some("visit".into()),
+                        patient: Some("pat-7".into()),
+                        resources: vec!["dr-a".into()],
+                        start: Some(t("2027-03-16T13:00:00Z")),
+                        end: Some(t("2027-03-16T13:30:00Z")),
+                        status: AppointmentStatus::Proposed,
+                        buffer_before_min: 0,
+                        buffer_after_min: 5,
+                        reason: None,
+                        notes: None,
+                    },
+                    hold_expires_at: None,
+                    claims: vec![],
+                    overbook: false,
+                }],
+            },
+        )
+        .unwrap();
+    assert_eq!(day_slots(&e, "dr-a").len(), 5, "a proposal holds nothing");
+    let other = e
+        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .unwrap();
+    let err = e
+        .transition(&tenant(), "prop-1", 1, AppointmentStatus::Booked)
+        .unwrap_err();
+    assert_eq!(err.code(), "slot_unavailable");
+    e.cancel(
+        &tenant(),
+        other.appointment.appointment.id.as_str(),
+        1,
+        "u",
+        "clinic_request",
+    )
+    .unwrap();
+    let booked = e
+        .transition(&tenant(), "prop-1", 1, AppointmentStatus::Booked)
+        .unwrap();
+    assert_eq!(booked.appointment.status, AppointmentStatus::Booked);
+}
