@@ -157,6 +157,22 @@ pub enum Error {
         /// Which record.
         detail: String,
     },
+    /// A policy document that parses but does not validate.
+    #[error("invalid policy at {place}: {detail}")]
+    PolicyInvalid {
+        /// Where (`roles.nurse.grants[2].action`).
+        place: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The principal may not do this.
+    #[error("permission denied: {action} ({reason})")]
+    PermissionDenied {
+        /// The action's policy name.
+        action: &'static str,
+        /// The denial reason code.
+        reason: &'static str,
+    },
     /// A clinic file or document that cannot be parsed.
     #[error("malformed {format} document: {detail}")]
     Malformed {
@@ -188,6 +204,8 @@ impl Error {
             Error::LeaseLost { .. } => "lease_lost",
             Error::StorageUnavailable { .. } => "storage_unavailable",
             Error::Integrity { .. } => "integrity_error",
+            Error::PolicyInvalid { .. } => "policy_invalid",
+            Error::PermissionDenied { .. } => "permission_denied",
         }
     }
 
@@ -210,6 +228,8 @@ impl Error {
         "lease_lost",
         "storage_unavailable",
         "integrity_error",
+        "policy_invalid",
+        "permission_denied",
     ];
 
     /// Whether retrying the same call may succeed.
@@ -336,6 +356,14 @@ mod tests {
             Error::LeaseLost { detail: "d".into() },
             Error::StorageUnavailable { detail: "d".into() },
             Error::Integrity { detail: "d".into() },
+            Error::PolicyInvalid {
+                place: "p".into(),
+                detail: "d".into(),
+            },
+            Error::PermissionDenied {
+                action: "phi.read",
+                reason: "no_grant",
+            },
         ];
         assert!(samples
             .iter()

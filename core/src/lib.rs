@@ -35,3 +35,4 @@ pub use engine::{
     SeriesPolicy,
 };
 pub use schedule::Catalog;
+pub mod policy;

@@ -1,0 +1,447 @@
+//! Loading, validating and compiling a policy document.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Decision, DenyReason, Principal, RuleRef, Scope, Target};
+use crate::error::{truncate, Error};
+
+/// One rule as written: an action over a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// Action name (`appointment.book`).
+    pub action: String,
+    /// Scope name (`own`, `guardian`, `assigned`, `department`, `tenant`).
+    pub scope: String,
+}
+
+/// One role as written.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleDoc {
+    /// Roles whose grants and denies this role also has.
+    #[serde(default)]
+    pub inherits: Vec<String>,
+    /// What the role may do.
+    #[serde(default)]
+    pub grants: Vec<RuleDoc>,
+    /// What the role may never do, whatever else grants it.
+    #[serde(default)]
+    pub denies: Vec<RuleDoc>,
+}
+
+/// Who may use break-glass, and for how long at most.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassDoc {
+    /// Roles that may elevate.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Longest elevation, minutes.
+    #[serde(default)]
+    pub max_minutes: u32,
+}
+
+/// A policy document (TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// The version reported with every decision.
+    pub version: String,
+    /// Roles by name.
+    #[serde(default)]
+    pub roles: BTreeMap<String, RoleDoc>,
+    /// Break-glass settings.
+    #[serde(default)]
+    pub break_glass: BreakGlassDoc,
+}
+
+const SCOPES: usize = 5;
+
+/// A role's own (scope index, action bit) grants and denies.
+type OwnRules = (Vec<(usize, u32)>, Vec<(usize, u32)>);
+const NONE: u16 = u16::MAX;
+
+#[derive(Debug, Clone)]
+struct CompiledRole {
+    /// Action bits granted, per scope (inheritance included).
+    grants: [u32; SCOPES],
+    /// Action bits denied, per scope (inheritance included).
+    denies: [u32; SCOPES],
+    /// For each scope and action bit, the role that declared the grant.
+    grant_from: [[u16; 13]; SCOPES],
+    /// For each scope and action bit, the role that declared the deny.
+    deny_from: [[u16; 13]; SCOPES],
+    break_glass: bool,
+}
+
+/// A validated, compiled policy: decisions are bit operations.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    doc: PolicyDoc,
+    names: Vec<String>,
+    index: HashMap<String, u16>,
+    roles: Vec<CompiledRole>,
+    max_break_glass_minutes: u32,
+}
+
+fn invalid(place: String, detail: impl Into<String>) -> Error {
+    Error::PolicyInvalid {
+        place,
+        detail: detail.into(),
+    }
+}
+
+impl Policy {
+    /// Parses, validates and compiles a TOML policy. Nothing is half-loaded:
+    /// any error leaves no policy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Malformed`] for TOML that does not parse or has unknown
+    /// keys; [`Error::PolicyInvalid`] naming the place of an unknown role,
+    /// action or scope, or an inheritance cycle.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        let doc: PolicyDoc =
+            toml::from_str(text).map_err(|e| crate::clinic::toml_error(&e, text))?;
+        Self::compile(doc)
+    }
+
+    /// Validates and compiles a parsed document.
+    ///
+    /// # Errors
+    ///
+    /// As [`Policy::from_toml`].
+    pub fn compile(doc: PolicyDoc) -> Result<Self, Error> {
+        if doc.version.trim().is_empty() {
+            return Err(invalid("version".into(), "must not be empty"));
+        }
+        let names: Vec<String> = doc.roles.keys().cloned().collect();
+        let index: HashMap<String, u16> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u16))
+            .collect();
+        // Own rules per role, validated.
+        let mut own: Vec<OwnRules> = Vec::with_capacity(names.len());
+        for (name, role) in &doc.roles {
+            let place = |kind: &str, i: usize, field: &str| {
+                format!("roles.{}.{kind}[{i}].{field}", truncate(name))
+            };
+            let parse = |rules: &[RuleDoc], kind: &str| -> Result<Vec<(usize, u32)>, Error> {
+                rules
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let a = Action::from_name(&r.action).ok_or_else(|| {
+                            invalid(
+                                place(kind, i, "action"),
+                                format!("unknown action `{}`", truncate(&r.action)),
+                            )
+                        })?;
+                        let s = Scope::from_name(&r.scope).ok_or_else(|| {
+                            invalid(
+                                place(kind, i, "scope"),
+                                format!("unknown scope `{}`", truncate(&r.scope)),
+                            )
+                        })?;
+                        Ok((s.index(), a.bit()))
+                    })
+                    .collect()
+            };
+            let grants = parse(&role.grants, "grants")?;
+            let denies = parse(&role.denies, "denies")?;
+            for (i, parent) in role.inherits.iter().enumerate() {
+                if !index.contains_key(parent) {
+                    return Err(invalid(
+                        format!("roles.{}.inherits[{i}]", truncate(name)),
+                        format!("unknown role `{}`", truncate(parent)),
+                    ));
+                }
+            }
+            own.push((grants, denies));
+        }
+        for (i, r) in doc.break_glass.roles.iter().enumerate() {
+            if !index.contains_key(r) {
+                return Err(invalid(
+                    format!("break_glass.roles[{i}]"),
+                    format!("unknown role `{}`", truncate(r)),
+                ));
+            }
+        }
+        if !doc.break_glass.roles.is_empty() && doc.break_glass.max_minutes == 0 {
+            return Err(invalid(
+                "break_glass.max_minutes".into(),
+                "must be at least 1 when roles may elevate",
+            ));
+        }
+        // Inheritance closure, refusing cycles.
+        let parents: Vec<Vec<u16>> = doc
+            .roles
+            .values()
+            .map(|r| {
+                r.inherits
+                    .iter()
+                    .filter_map(|p| index.get(p).copied())
+                    .collect()
+            })
+            .collect();
+        let mut closure: Vec<Vec<u16>> = Vec::with_capacity(names.len());
+        for start in 0..names.len() {
+            let mut seen = vec![false; names.len()];
+            let mut stack = vec![(start as u16, 0usize)];
+            let mut on_path = vec![false; names.len()];
+            let mut members = Vec::new();
+            // Depth-first with an explicit path to find cycles.
+            if let Some(x) = on_path.get_mut(start) {
+                *x = true;
+            }
+            if let Some(x) = seen.get_mut(start) {
+                *x = true;
+            }
+            members.push(start as u16);
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let kids = parents
+                    .get(node as usize)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                if let Some(&kid) = kids.get(*next) {
+                    *next += 1;
+                    if on_path.get(kid as usize).copied().unwrap_or(false) {
+                        return Err(invalid(
+                            format!(
+                                "roles.{}.inherits",
+                                truncate(names.get(node as usize).map_or("", String::as_str))
+                            ),
+                            format!(
+                                "inheritance cycle through `{}`",
+                                truncate(names.get(kid as usize).map_or("", String::as_str))
+                            ),
+                        ));
+                    }
+                    if !seen.get(kid as usize).copied().unwrap_or(true) {
+                        if let Some(x) = seen.get_mut(kid as usize) {
+                            *x = true;
+                        }
+                        if let Some(x) = on_path.get_mut(kid as usize) {
+                            *x = true;
+                        }
+                        members.push(kid);
+                        stack.push((kid, 0));
+                    }
+                } else {
+                    if let Some(x) = on_path.get_mut(node as usize) {
+                        *x = false;
+                    }
+                    stack.pop();
+                }
+            }
+            closure.push(members);
+        }
+        let bg: Vec<u16> = doc
+            .break_glass
+            .roles
+            .iter()
+            .filter_map(|r| index.get(r).copied())
+            .collect();
+        let roles = closure
+            .iter()
+            .enumerate()
+            .map(|(i, members)| {
+                let mut r = CompiledRole {
+                    grants: [0; SCOPES],
+                    denies: [0; SCOPES],
+                    grant_from: [[NONE; 13]; SCOPES],
+                    deny_from: [[NONE; 13]; SCOPES],
+                    break_glass: bg.contains(&(i as u16)),
+                };
+                for &m in members {
+                    let Some((grants, denies)) = own.get(m as usize) else {
+                        continue;
+                    };
+                    for &(s, bit) in grants {
+                        set(&mut r.grants, &mut r.grant_from, s, bit, m);
+                    }
+                    for &(s, bit) in denies {
+                        set(&mut r.denies, &mut r.deny_from, s, bit, m);
+                    }
+                }
+                r
+            })
+            .collect();
+        Ok(Self {
+            max_break_glass_minutes: doc.break_glass.max_minutes,
+            doc,
+            names,
+            index,
+            roles,
+        })
+    }
+
+    /// The document as loaded.
+    pub fn doc(&self) -> &PolicyDoc {
+        &self.doc
+    }
+
+    /// The version reported with every decision.
+    pub fn version(&self) -> &str {
+        &self.doc.version
+    }
+
+    /// Longest break-glass elevation, minutes.
+    pub fn max_break_glass_minutes(&self) -> u32 {
+        self.max_break_glass_minutes
+    }
+
+    /// Whether any of the principal's roles may use break-glass.
+    pub fn may_break_glass(&self, p: &Principal) -> bool {
+        p.roles
+            .iter()
+            .filter_map(|r| self.index.get(r))
+            .any(|&i| self.roles.get(i as usize).is_some_and(|r| r.break_glass))
+    }
+
+    fn rule(&self, role: u16, effect: &'static str, action: Action, scope: usize) -> RuleRef {
+        RuleRef {
+            role: self.names.get(role as usize).cloned().unwrap_or_default(),
+            effect,
+            action: action.name(),
+            scope: Scope::ALL.get(scope).map_or("", |s| s.name()),
+        }
+    }
+
+    /// Decides whether `principal` may do `action` on `target` at `now`.
+    pub fn decide(
+        &self,
+        principal: &Principal,
+        action: Action,
+        target: &Target,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        let version = self.doc.version.clone();
+        if principal.tenant != target.tenant || principal.tenant.is_empty() {
+            return Decision {
+                allowed: false,
+                rule: None,
+                reason: Some(DenyReason::CrossTenant),
+                break_glass: false,
+                policy_version: version,
+            };
+        }
+        let own = matches!((&principal.patient, &target.patient), (Some(m), Some(t)) if m == t);
+        let ward = target.patient.as_ref().is_some_and(|t| {
+            principal.guardianships.iter().any(|g| {
+                &g.patient == t
+                    && g.from.is_none_or(|f| f <= now)
+                    && g.until.is_none_or(|u| now < u)
+            })
+        });
+        let assigned = target
+            .resources
+            .iter()
+            .any(|r| principal.resources.contains(r));
+        let department = target
+            .departments
+            .iter()
+            .any(|d| principal.departments.contains(d));
+        // In `Scope` order: own, guardian, assigned, department, tenant.
+        let applies: [bool; SCOPES] = [own, ward, assigned, department, true];
+
+        let bit = action.bit();
+        let slot = bit.trailing_zeros() as usize;
+        let mut granted: Option<(u16, usize)> = None;
+        for name in &principal.roles {
+            let Some(&i) = self.index.get(name) else {
+                continue;
+            };
+            let Some(role) = self.roles.get(i as usize) else {
+                continue;
+            };
+            let scopes = applies
+                .iter()
+                .zip(role.denies.iter().zip(role.grants.iter()));
+            for (s, (&on, (&deny, &grant))) in scopes.enumerate() {
+                if !on {
+                    continue;
+                }
+                if deny & bit != 0 {
+                    let from = role
+                        .deny_from
+                        .get(s)
+                        .and_then(|f| f.get(slot))
+                        .copied()
+                        .unwrap_or(NONE);
+                    return Decision {
+                        allowed: false,
+                        rule: Some(self.rule(from, "deny", action, s)),
+                        reason: Some(DenyReason::ExplicitDeny),
+                        break_glass: false,
+                        policy_version: version,
+                    };
+                }
+                if granted.is_none() && grant & bit != 0 {
+                    let from = role
+                        .grant_from
+                        .get(s)
+                        .and_then(|f| f.get(slot))
+                        .copied()
+                        .unwrap_or(NONE);
+                    granted = Some((from, s));
+                }
+            }
+        }
+        if let Some((from, s)) = granted {
+            return Decision {
+                allowed: true,
+                rule: Some(self.rule(from, "grant", action, s)),
+                reason: None,
+                break_glass: false,
+                policy_version: version,
+            };
+        }
+        let emergency = matches!(action, Action::AppointmentRead | Action::PhiRead)
+            && self.may_break_glass(principal)
+            && target.patient.as_ref().is_some_and(|p| {
+                principal
+                    .elevations
+                    .iter()
+                    .any(|e| &e.patient == p && e.granted_at <= now && now < e.expires_at)
+            });
+        if emergency {
+            return Decision {
+                allowed: true,
+                rule: Some(RuleRef {
+                    role: "break_glass".into(),
+                    effect: "grant",
+                    action: action.name(),
+                    scope: "own",
+                }),
+                reason: None,
+                break_glass: true,
+                policy_version: version,
+            };
+        }
+        Decision {
+            allowed: false,
+            rule: None,
+            reason: Some(DenyReason::NoGrant),
+            break_glass: false,
+            policy_version: version,
+        }
+    }
+}
+
+fn set(mask: &mut [u32; SCOPES], from: &mut [[u16; 13]; SCOPES], s: usize, bit: u32, role: u16) {
+    if let (Some(m), Some(f)) = (mask.get_mut(s), from.get_mut(s)) {
+        if *m & bit == 0 {
+            *m |= bit;
+            let slot = bit.trailing_zeros() as usize;
+            if let Some(x) = f.get_mut(slot) {
+                *x = role;
+            }
+        }
+    }
+}
