@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput};
 use medsched_benches::Scenario;
-use medsched_core::records::{Clinic, MemoryStore, TenantId};
+use medsched_core::policy::{Action, Policy, Principal, Target};
+use medsched_core::records::{Clinic, MemoryStore};
 use medsched_core::{BookRequest, Engine, Error, FnClock, Schedule};
 
 fn fixed_now(q_now: DateTime<Utc>) -> Arc<FnClock<impl Fn() -> DateTime<Utc> + Send + Sync>> {
@@ -53,17 +54,32 @@ fn free_slots(catalog: &Clinic, q: &medsched_core::SlotQuery) -> Result<Vec<Slot
     Ok(out)
 }
 
+/// The shipped clinic policy; the bench acts as a clinic admin (slots,
+/// booking) of tenant `bench`.
+fn policy() -> Result<Policy, Error> {
+    Policy::from_toml(include_str!("../../fixtures/policy-clinic.toml"))
+}
+
+fn admin() -> Principal {
+    Principal {
+        user: "bench-admin".into(),
+        tenant: "bench".into(),
+        roles: vec!["clinic_admin".into()],
+        ..Principal::default()
+    }
+}
+
 #[allow(clippy::print_stdout)] // A bench reports on stdout.
 fn run() -> Result<(), Error> {
-    let tenant = TenantId::from("bench");
+    let who = admin();
     // Slot query through the engine against the core on the same data.
     let month = Scenario::ClinicMonth.clinic();
     let q = Scenario::ClinicMonth.query();
     let schedule = Schedule::new(&month)?;
-    let engine = Engine::new(MemoryStore::new(), fixed_now(q.now));
-    engine.put_catalog(&tenant, &month)?;
+    let engine = Engine::new(MemoryStore::new(), fixed_now(q.now), policy()?);
+    engine.put_catalog(&who, &month)?;
     let a = schedule.slots(&q)?;
-    let b = engine.slots(&tenant, &q)?;
+    let b = engine.slots(&who, &q)?;
     println!(
         "engine_slots: core {} entries, engine {} entries (must be equal: {})",
         a.entries.len(),
@@ -90,7 +106,24 @@ fn run() -> Result<(), Error> {
         bch.iter(|| black_box(schedule.slots(black_box(&q))))
     });
     g.bench_function("engine", |bch| {
-        bch.iter(|| black_box(engine.slots(&tenant, black_box(&q))))
+        bch.iter(|| black_box(engine.slots(&who, black_box(&q))))
+    });
+    // What authorisation adds to `Engine::slots`: the decision on the same
+    // principal and target (slot lists carry no PHI, so nothing is redacted).
+    let target = Target {
+        tenant: "bench".into(),
+        ..Target::default()
+    };
+    let current = engine.policy();
+    g.bench_function("authorisation", |bch| {
+        bch.iter(|| {
+            black_box(current.decide(
+                black_box(&who),
+                Action::SlotsRead,
+                black_box(&target),
+                q.now,
+            ))
+        })
     });
     g.finish();
 
@@ -101,8 +134,8 @@ fn run() -> Result<(), Error> {
         .throughput(Throughput::Elements(1));
     for threads in [1usize, 2] {
         // A fresh engine per benchmark, slots consumed in order.
-        let engine = Engine::new(MemoryStore::new(), fixed_now(lq.now));
-        engine.put_catalog(&tenant, &catalog)?;
+        let engine = Engine::new(MemoryStore::new(), fixed_now(lq.now), policy()?);
+        engine.put_catalog(&who, &catalog)?;
         let next = std::sync::atomic::AtomicUsize::new(0);
         let name = format!(
             "memory_{threads}_thread{}",
@@ -120,7 +153,7 @@ fn run() -> Result<(), Error> {
                                     return;
                                 };
                                 let r = engine.book(
-                                    &tenant,
+                                    &who,
                                     &BookRequest {
                                         type_id: "consult".into(),
                                         start: slot.start,

@@ -111,8 +111,11 @@ pub struct BookRequest {
     /// Client idempotency key (a Celery task id, a request id).
     pub idempotency_key: Option<String>,
     /// Book even where the slot is taken or outside the rules (explicit,
-    /// permission-gated, audited by the caller).
+    /// needs `appointment.overbook`, audited).
     pub overbook: bool,
+    /// Ignore the type's minimum notice and horizon (needs
+    /// `booking.bypass_notice`; a start in the past is still refused).
+    pub bypass_notice: bool,
 }
 
 /// The outcome of a booking.
@@ -162,6 +165,7 @@ fn fnv(parts: &[&str]) -> u64 {
 pub struct Engine<S: Store> {
     store: S,
     clock: Arc<dyn Clock>,
+    pub(crate) policy: crate::policy::PolicyStore,
     config: EngineConfig,
     catalogs: RwLock<HashMap<TenantId, (u64, Arc<Catalog>)>>,
     counter: AtomicU64,
@@ -177,19 +181,25 @@ impl<S: Store> std::fmt::Debug for Engine<S> {
 }
 
 impl<S: Store> Engine<S> {
-    /// An engine over `store` with an injected clock.
-    pub fn new(store: S, clock: Arc<dyn Clock>) -> Self {
-        Self::with_config(store, clock, EngineConfig::default())
+    /// An engine over `store` with an injected clock and an access policy.
+    pub fn new(store: S, clock: Arc<dyn Clock>, policy: crate::policy::Policy) -> Self {
+        Self::with_config(store, clock, policy, EngineConfig::default())
     }
 
     /// An engine with settings.
-    pub fn with_config(store: S, clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
+    pub fn with_config(
+        store: S,
+        clock: Arc<dyn Clock>,
+        policy: crate::policy::Policy,
+        config: EngineConfig,
+    ) -> Self {
         let salt = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
         Self {
             store,
             clock,
+            policy: crate::policy::PolicyStore::new(policy),
             config,
             catalogs: RwLock::new(HashMap::new()),
             counter: AtomicU64::new(0),
@@ -214,7 +224,7 @@ impl<S: Store> Engine<S> {
     ///
     /// Any validation error of [`Catalog::new`]; `version_conflict` when
     /// another writer replaced the catalog meanwhile.
-    pub fn put_catalog(&self, tenant: &TenantId, clinic: &Clinic) -> Result<u64, Error> {
+    pub(crate) fn put_catalog_in(&self, tenant: &TenantId, clinic: &Clinic) -> Result<u64, Error> {
         // Validate everything, appointments included, before writing.
         let schedule = Schedule::new(clinic)?;
         let mut catalog = clinic.clone();
@@ -370,7 +380,7 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`Schedule::slots`]; `storage_unavailable`.
-    pub fn slots(&self, tenant: &TenantId, q: &SlotQuery) -> Result<Slots, Error> {
+    pub(crate) fn slots_in(&self, tenant: &TenantId, q: &SlotQuery) -> Result<Slots, Error> {
         let cat = self.catalog(tenant)?;
         let t = cat.type_idx(&q.type_id)?;
         let ty = cat
@@ -411,7 +421,7 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`Schedule::explain`].
-    pub fn explain(
+    pub(crate) fn explain_in(
         &self,
         tenant: &TenantId,
         type_id: &str,
@@ -477,7 +487,11 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`Schedule::check`].
-    pub fn check(&self, tenant: &TenantId, p: &Proposal) -> Result<OccurrenceReport, Error> {
+    pub(crate) fn check_in(
+        &self,
+        tenant: &TenantId,
+        p: &Proposal,
+    ) -> Result<OccurrenceReport, Error> {
         let cat = self.catalog(tenant)?;
         self.check_one(tenant, &cat, p, self.now(), None, true)
     }
@@ -583,11 +597,12 @@ impl<S: Store> Engine<S> {
         })
     }
 
-    fn book_or_hold(
+    pub(crate) fn book_or_hold(
         &self,
         tenant: &TenantId,
         req: &BookRequest,
         hold_secs: Option<i64>,
+        extra: Vec<Op>,
     ) -> Result<Booking, Error> {
         let now = self.now();
         let kind = if hold_secs.is_some() { "hold" } else { "book" };
@@ -595,7 +610,10 @@ impl<S: Store> Engine<S> {
         if let Some(c) = self.replay(tenant, req.idempotency_key.as_ref(), &fingerprint)? {
             return Self::booking_of(c, Vec::new());
         }
-        let cat = self.catalog(tenant)?;
+        let mut cat = self.catalog(tenant)?;
+        if req.bypass_notice {
+            cat = Arc::new(cat.relaxed(cat.type_idx(&req.type_id)?));
+        }
         let ty_rec = cat
             .appointment_type(&req.type_id)
             .ok_or_else(|| Error::not_found(RecordKind::AppointmentType, &req.type_id))?
@@ -651,6 +669,7 @@ impl<S: Store> Engine<S> {
             ops.push(Self::event(EventKind::Booked, now, &appointment));
             ops.extend(Self::reminder_ops(&cat, &appointment, now.timestamp()));
         }
+        ops.extend(extra);
         let committed = self.store.commit(
             tenant,
             Batch {
@@ -686,8 +705,13 @@ impl<S: Store> Engine<S> {
     ///
     /// `slot_unavailable` (with reason codes), `idempotency_mismatch`,
     /// `not_found`, `storage_unavailable`.
-    pub fn book(&self, tenant: &TenantId, req: &BookRequest) -> Result<Booking, Error> {
-        self.book_or_hold(tenant, req, None)
+    pub(crate) fn book_in(
+        &self,
+        tenant: &TenantId,
+        req: &BookRequest,
+        extra: Vec<Op>,
+    ) -> Result<Booking, Error> {
+        self.book_or_hold(tenant, req, None, extra)
     }
 
     /// Holds a slot for `ttl_secs` (the configured default when `None`): a
@@ -696,14 +720,15 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// As [`Engine::book`].
-    pub fn hold(
+    pub(crate) fn hold_in(
         &self,
         tenant: &TenantId,
         req: &BookRequest,
         ttl_secs: Option<i64>,
+        extra: Vec<Op>,
     ) -> Result<Booking, Error> {
         let ttl = ttl_secs.unwrap_or(self.config.default_hold_secs).max(1);
-        self.book_or_hold(tenant, req, Some(ttl))
+        self.book_or_hold(tenant, req, Some(ttl), extra)
     }
 
     /// Confirms a hold: `pending` becomes `booked` if the hold has not
@@ -712,11 +737,12 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `hold_expired`, `version_conflict`, `invalid_transition`, `not_found`.
-    pub fn confirm(
+    pub(crate) fn confirm_in(
         &self,
         tenant: &TenantId,
         id: &str,
         expected_version: u64,
+        extra: Vec<Op>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         let now = self.now();
         let cat = self.catalog(tenant)?;
@@ -746,6 +772,7 @@ impl<S: Store> Engine<S> {
         }];
         ops.push(Self::event(EventKind::Booked, now, &a));
         ops.extend(Self::reminder_ops(&cat, &a, now.timestamp()));
+        ops.extend(extra);
         self.commit_one(tenant, now, ops)
     }
 
@@ -777,13 +804,14 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `version_conflict`, `invalid_transition`, `not_found`.
-    pub fn cancel(
+    pub(crate) fn cancel_in(
         &self,
         tenant: &TenantId,
         id: &str,
         expected_version: u64,
         by: &str,
         reason_code: &str,
+        extra: Vec<Op>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         let now = self.now();
         let cat = self.catalog(tenant)?;
@@ -827,6 +855,7 @@ impl<S: Store> Engine<S> {
         if from.holds_time() && current.busy_at(now.timestamp()).is_some() {
             ops.extend(self.waitlist_offer(tenant, &cat, &current.appointment, now)?);
         }
+        ops.extend(extra);
         self.commit_one(tenant, now, ops)
     }
 
@@ -892,13 +921,14 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `slot_unavailable`, `version_conflict`, `invalid_transition`, `not_found`.
-    pub fn reschedule(
+    pub(crate) fn reschedule_in(
         &self,
         tenant: &TenantId,
         id: &str,
         expected_version: u64,
         new_start: DateTime<Utc>,
         resources: Option<Vec<String>>,
+        extra: Vec<Op>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         let now = self.now();
         let cat = self.catalog(tenant)?;
@@ -958,6 +988,7 @@ impl<S: Store> Engine<S> {
         if a.status == AppointmentStatus::Booked {
             ops.extend(Self::reminder_ops(&cat, &a, now.timestamp()));
         }
+        ops.extend(extra);
         self.commit_one(tenant, now, ops)
     }
 
@@ -969,15 +1000,23 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `invalid_transition`, `slot_unavailable`, `version_conflict`, `not_found`.
-    pub fn transition(
+    pub(crate) fn transition_in(
         &self,
         tenant: &TenantId,
         id: &str,
         expected_version: u64,
         to: AppointmentStatus,
+        extra: Vec<Op>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         if to == AppointmentStatus::Cancelled {
-            return self.cancel(tenant, id, expected_version, "system", "status_change");
+            return self.cancel_in(
+                tenant,
+                id,
+                expected_version,
+                "system",
+                "status_change",
+                extra,
+            );
         }
         let now = self.now();
         let cat = self.catalog(tenant)?;
@@ -1039,6 +1078,7 @@ impl<S: Store> Engine<S> {
         if to == AppointmentStatus::Booked {
             ops.extend(Self::reminder_ops(&cat, &a, now.timestamp()));
         }
+        ops.extend(extra);
         self.commit_one(tenant, now, ops)
     }
 
@@ -1050,12 +1090,13 @@ impl<S: Store> Engine<S> {
     ///
     /// `slot_unavailable` (all-or-nothing with a conflict), and as
     /// [`Schedule::check_series`].
-    pub fn book_series(
+    pub(crate) fn book_series_in(
         &self,
         tenant: &TenantId,
         p: &SeriesProposal,
         policy: SeriesPolicy,
         idempotency_key: Option<&str>,
+        extra: Vec<Op>,
     ) -> Result<SeriesBooking, Error> {
         let now = self.now();
         let fingerprint = format!(
@@ -1177,6 +1218,7 @@ impl<S: Store> Engine<S> {
                 report,
             });
         }
+        ops.extend(extra);
         let committed = self.store.commit(
             tenant,
             Batch {
@@ -1199,7 +1241,12 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `end_before_start`, `not_found` (type or resource), `duplicate_id`.
-    pub fn add_waitlist(&self, tenant: &TenantId, entry: WaitlistEntry) -> Result<(), Error> {
+    pub(crate) fn add_waitlist_in(
+        &self,
+        tenant: &TenantId,
+        entry: WaitlistEntry,
+        extra: Vec<Op>,
+    ) -> Result<(), Error> {
         let cat = self.catalog(tenant)?;
         cat.type_idx(entry.type_id.as_str())?;
         for r in &entry.resources {
@@ -1215,7 +1262,9 @@ impl<S: Store> Engine<S> {
             Batch {
                 now: self.now(),
                 idempotency: None,
-                ops: vec![Op::AddWaitlist(entry)],
+                ops: std::iter::once(Op::AddWaitlist(entry))
+                    .chain(extra)
+                    .collect(),
             },
         )?;
         Ok(())
@@ -1227,7 +1276,7 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `storage_unavailable`.
-    pub fn claim_events(
+    pub(crate) fn claim_events_in(
         &self,
         tenant: &TenantId,
         worker: &str,
@@ -1244,21 +1293,13 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `lease_lost`, `not_found`.
-    pub fn ack_event(&self, tenant: &TenantId, event_id: u64, worker: &str) -> Result<(), Error> {
-        Ok(self.store.ack_event(tenant, event_id, worker, self.now())?)
-    }
-
-    /// One appointment.
-    ///
-    /// # Errors
-    ///
-    /// `not_found`.
-    pub fn appointment(
+    pub(crate) fn ack_event_in(
         &self,
         tenant: &TenantId,
-        id: &str,
-    ) -> Result<Arc<StoredAppointment>, Error> {
-        Ok(self.store.appointment(tenant, &AppointmentId::from(id))?)
+        event_id: u64,
+        worker: &str,
+    ) -> Result<(), Error> {
+        Ok(self.store.ack_event(tenant, event_id, worker, self.now())?)
     }
 
     /// Local wall time helper for series built from user input.

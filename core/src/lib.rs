@@ -35,4 +35,5 @@ pub use engine::{
     SeriesPolicy,
 };
 pub use schedule::Catalog;
+mod access;
 pub mod policy;

@@ -29,7 +29,7 @@ pub struct SlotQuery {
 /// One resource able to take the appointment at one start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SlotEntry {
-    /// Resource index (index order is id order); see [`Schedule::resource_id`].
+    /// Resource index (index order is id order); see [`crate::Catalog::resource_id`].
     pub resource: u32,
     /// Start instant, seconds since the epoch.
     pub start: i64,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
 use medsched_core::{BookRequest, Engine, ManualClock, SeriesPolicy, SeriesProposal, SlotQuery};
 
@@ -39,10 +40,43 @@ fn clinic_with_reminders() -> Clinic {
     c
 }
 
+/// A policy granting everything tenant-wide to `ops`: these tests are about
+/// booking, not access (see `access.rs`).
+const OPS_POLICY: &str = r#"
+version = "ops-1"
+[roles.ops]
+grants = [
+  { action = "slots.read", scope = "tenant" }, { action = "appointment.read", scope = "tenant" },
+  { action = "phi.read", scope = "tenant" }, { action = "appointment.book", scope = "tenant" },
+  { action = "appointment.cancel", scope = "tenant" }, { action = "appointment.reschedule", scope = "tenant" },
+  { action = "appointment.status", scope = "tenant" }, { action = "appointment.overbook", scope = "tenant" },
+  { action = "booking.bypass_notice", scope = "tenant" }, { action = "waitlist.manage", scope = "tenant" },
+  { action = "outbox.drain", scope = "tenant" }, { action = "catalog.manage", scope = "tenant" },
+  { action = "audit.read", scope = "tenant" },
+]
+"#;
+
+fn ops() -> Principal {
+    as_user("ops-1")
+}
+
+fn as_user(user: &str) -> Principal {
+    Principal {
+        user: user.into(),
+        tenant: tenant().0,
+        roles: vec!["ops".into()],
+        ..Principal::default()
+    }
+}
+
 fn engine() -> (Engine<MemoryStore>, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(t("2027-03-10T12:00:00Z")));
-    let e = Engine::new(MemoryStore::new(), clock.clone());
-    e.put_catalog(&tenant(), &clinic_with_reminders()).unwrap();
+    let e = Engine::new(
+        MemoryStore::new(),
+        clock.clone(),
+        Policy::from_toml(OPS_POLICY).unwrap(),
+    );
+    e.put_catalog(&ops(), &clinic_with_reminders()).unwrap();
     (e, clock)
 }
 
@@ -65,7 +99,7 @@ fn day_slots(e: &Engine<MemoryStore>, resource: &str) -> Vec<String> {
         now: e.now(),
         resources: vec![resource.into()],
     };
-    e.slots(&tenant(), &q)
+    e.slots(&ops(), &q)
         .unwrap()
         .entries
         .iter()
@@ -84,7 +118,7 @@ fn booking_takes_the_slot_and_writes_events() {
     let (e, _) = engine();
     assert_eq!(day_slots(&e, "dr-a").len(), 5);
     let b = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     assert!(!b.replayed);
     assert_eq!(b.appointment.version, 1);
@@ -103,13 +137,13 @@ fn booking_takes_the_slot_and_writes_events() {
         ]
     );
     let err = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap_err();
     assert_eq!(err.code(), "slot_unavailable");
     assert!(err.to_string().contains("overlap"), "{err}");
     assert!(!err.to_string().contains("SENTINEL"));
     // Booked event now; reminders at 24 h and 2 h before.
-    let events = e.claim_events(&tenant(), "w1", 10, 60).unwrap();
+    let events = e.claim_events(&ops(), "w1", 10, 60).unwrap();
     assert_eq!(
         events.iter().map(|x| x.kind).collect::<Vec<_>>(),
         [EventKind::Booked]
@@ -125,18 +159,15 @@ fn any_free_resource_is_assigned_when_none_is_named() {
     let (e, _) = engine();
     let mut r = req("2027-03-16T13:00:00Z", "dr-a");
     r.resources.clear();
-    let first = e.book(&tenant(), &r).unwrap();
+    let first = e.book(&ops(), &r).unwrap();
     r.patient = Some("pat-2".into());
-    let second = e.book(&tenant(), &r).unwrap();
+    let second = e.book(&ops(), &r).unwrap();
     assert_ne!(
         first.appointment.appointment.resources,
         second.appointment.appointment.resources
     );
     r.patient = Some("pat-3".into());
-    assert_eq!(
-        e.book(&tenant(), &r).unwrap_err().code(),
-        "slot_unavailable"
-    );
+    assert_eq!(e.book(&ops(), &r).unwrap_err().code(), "slot_unavailable");
 }
 
 #[test]
@@ -144,8 +175,8 @@ fn idempotency_key_replays_and_refuses_changed_parameters() {
     let (e, _) = engine();
     let mut r = req("2027-03-16T13:00:00Z", "dr-a");
     r.idempotency_key = Some("celery-task-42".into());
-    let first = e.book(&tenant(), &r).unwrap();
-    let again = e.book(&tenant(), &r).unwrap();
+    let first = e.book(&ops(), &r).unwrap();
+    let again = e.book(&ops(), &r).unwrap();
     assert!(again.replayed);
     assert_eq!(
         again.appointment.appointment.id,
@@ -154,7 +185,7 @@ fn idempotency_key_replays_and_refuses_changed_parameters() {
     let mut changed = r.clone();
     changed.start = t("2027-03-16T14:00:00Z");
     assert_eq!(
-        e.book(&tenant(), &changed).unwrap_err().code(),
+        e.book(&ops(), &changed).unwrap_err().code(),
         "idempotency_mismatch"
     );
     assert_eq!(day_slots(&e, "dr-a").len(), 3, "exactly one booking");
@@ -170,7 +201,7 @@ fn eight_threads_racing_for_one_slot_give_one_winner() {
                 s.spawn(move || {
                     let mut r = req("2027-03-16T13:00:00Z", "dr-a");
                     r.patient = Some(format!("pat-{i}"));
-                    e.book(&tenant(), &r)
+                    e.book(&ops(), &r)
                 })
             })
             .collect();
@@ -187,11 +218,11 @@ fn eight_threads_racing_for_one_slot_give_one_winner() {
 fn holds_block_until_they_lapse_and_confirm_before() {
     let (e, clock) = engine();
     let h = e
-        .hold(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"), Some(600))
+        .hold(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"), Some(600))
         .unwrap();
     assert_eq!(h.appointment.appointment.status, AppointmentStatus::Pending);
     assert!(!day_slots(&e, "dr-a").contains(&"2027-03-16T13:00:00Z".to_owned()));
-    let other = e.book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"));
+    let other = e.book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"));
     assert_eq!(other.unwrap_err().code(), "slot_unavailable");
     clock.advance(Duration::minutes(11));
     assert!(
@@ -200,15 +231,15 @@ fn holds_block_until_they_lapse_and_confirm_before() {
     );
     let id = h.appointment.appointment.id.0.clone();
     assert_eq!(
-        e.confirm(&tenant(), &id, 1).unwrap_err().code(),
+        e.confirm(&ops(), &id, 1).unwrap_err().code(),
         "hold_expired"
     );
 
     let h2 = e
-        .hold(&tenant(), &req("2027-03-16T14:00:00Z", "dr-a"), None)
+        .hold(&ops(), &req("2027-03-16T14:00:00Z", "dr-a"), None)
         .unwrap();
     let confirmed = e
-        .confirm(&tenant(), h2.appointment.appointment.id.as_str(), 1)
+        .confirm(&ops(), h2.appointment.appointment.id.as_str(), 1)
         .unwrap();
     assert_eq!(confirmed.appointment.status, AppointmentStatus::Booked);
     assert_eq!(confirmed.version, 2);
@@ -219,29 +250,29 @@ fn holds_block_until_they_lapse_and_confirm_before() {
 fn lifecycle_follows_the_fhir_table_with_versions() {
     let (e, _) = engine();
     let b = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let id = b.appointment.appointment.id.0.clone();
     let arrived = e
-        .transition(&tenant(), &id, 1, AppointmentStatus::Arrived)
+        .transition(&ops(), &id, 1, AppointmentStatus::Arrived)
         .unwrap();
     assert_eq!(arrived.version, 2);
     let err = e
-        .transition(&tenant(), &id, 1, AppointmentStatus::Fulfilled)
+        .transition(&ops(), &id, 1, AppointmentStatus::Fulfilled)
         .unwrap_err();
     assert_eq!(err.code(), "version_conflict");
     let err = e
-        .transition(&tenant(), &id, 2, AppointmentStatus::Booked)
+        .transition(&ops(), &id, 2, AppointmentStatus::Booked)
         .unwrap_err();
     assert_eq!(err.code(), "invalid_transition");
     assert_eq!(
         err.to_string(),
         format!("cannot change appointment `{id}` from `arrived` to `booked`")
     );
-    e.transition(&tenant(), &id, 2, AppointmentStatus::Fulfilled)
+    e.transition(&ops(), &id, 2, AppointmentStatus::Fulfilled)
         .unwrap();
     assert_eq!(
-        e.cancel(&tenant(), &id, 3, "u1", "patient_request")
+        e.cancel(&ops(), &id, 3, "patient_request")
             .unwrap_err()
             .code(),
         "invalid_transition"
@@ -252,7 +283,7 @@ fn lifecycle_follows_the_fhir_table_with_versions() {
 fn cancel_releases_time_drops_reminders_and_offers_the_waitlist() {
     let (e, clock) = engine();
     e.add_waitlist(
-        &tenant(),
+        &ops(),
         WaitlistEntry {
             id: "w-1".into(),
             patient: "pat-9".into(),
@@ -265,22 +296,22 @@ fn cancel_releases_time_drops_reminders_and_offers_the_waitlist() {
     )
     .unwrap();
     let b = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let id = b.appointment.appointment.id.0.clone();
     let cancelled = e
-        .cancel(&tenant(), &id, 1, "reception-7", "patient_request")
+        .cancel(&as_user("reception-7"), &id, 1, "patient_request")
         .unwrap();
     assert_eq!(cancelled.appointment.status, AppointmentStatus::Cancelled);
     // The freed slot is held for pat-9 now.
     let offer_id = format!("offer-w-1-{id}");
-    let offer = e.appointment(&tenant(), &offer_id).unwrap();
+    let offer = e.appointment(&ops(), &offer_id).unwrap();
     assert_eq!(offer.appointment.patient, Some("pat-9".into()));
     assert!(offer.hold_expires_at.is_some());
     assert!(!day_slots(&e, "dr-a").contains(&"2027-03-16T13:00:00Z".to_owned()));
     // Much later, reminders of the cancelled appointment never come.
     clock.set(t("2027-03-16T12:59:00Z"));
-    let events = e.claim_events(&tenant(), "w1", 100, 60).unwrap();
+    let events = e.claim_events(&ops(), "w1", 100, 60).unwrap();
     let kinds: Vec<EventKind> = events.iter().map(|x| x.kind).collect();
     assert_eq!(
         kinds,
@@ -304,34 +335,34 @@ fn cancel_releases_time_drops_reminders_and_offers_the_waitlist() {
 fn reminders_come_due_at_their_offsets_and_follow_a_reschedule() {
     let (e, clock) = engine();
     let b = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let id = b.appointment.appointment.id.0.clone();
-    let booked = e.claim_events(&tenant(), "w", 10, 60).unwrap();
+    let booked = e.claim_events(&ops(), "w", 10, 60).unwrap();
     for ev in &booked {
-        e.ack_event(&tenant(), ev.id, "w").unwrap();
+        e.ack_event(&ops(), ev.id, "w").unwrap();
     }
     // Move it a day later: the old reminders are gone, new ones follow.
     let moved = e
-        .reschedule(&tenant(), &id, 1, t("2027-03-17T13:00:00Z"), None)
+        .reschedule(&ops(), &id, 1, t("2027-03-17T13:00:00Z"), None)
         .unwrap();
     assert_eq!(moved.version, 2);
     assert!(
         day_slots(&e, "dr-a").contains(&"2027-03-16T13:00:00Z".to_owned()),
         "old time released"
     );
-    for ev in e.claim_events(&tenant(), "w", 10, 60).unwrap() {
+    for ev in e.claim_events(&ops(), "w", 10, 60).unwrap() {
         assert_eq!(ev.kind, EventKind::Rescheduled);
-        e.ack_event(&tenant(), ev.id, "w").unwrap();
+        e.ack_event(&ops(), ev.id, "w").unwrap();
     }
     clock.set(t("2027-03-15T13:00:00Z")); // 24 h before the old time
     assert!(e
-        .claim_events(&tenant(), "w", 10, 60)
+        .claim_events(&ops(), "w", 10, 60)
         .unwrap()
         .iter()
         .all(|x| x.kind != EventKind::ReminderDue));
     clock.set(t("2027-03-16T13:00:00Z")); // 24 h before the new time
-    let due = e.claim_events(&tenant(), "w", 10, 60).unwrap();
+    let due = e.claim_events(&ops(), "w", 10, 60).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (due[0].kind, due[0].data.offset_min),
@@ -340,27 +371,27 @@ fn reminders_come_due_at_their_offsets_and_follow_a_reschedule() {
     assert_eq!(due[0].data.start, Some(t("2027-03-17T13:00:00Z")));
     // A worker that dies: after the lease the event comes back.
     clock.advance(Duration::seconds(61));
-    let again = e.claim_events(&tenant(), "w2", 10, 60).unwrap();
+    let again = e.claim_events(&ops(), "w2", 10, 60).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 2);
     assert_eq!(
-        e.ack_event(&tenant(), due[0].id, "w").unwrap_err().code(),
+        e.ack_event(&ops(), due[0].id, "w").unwrap_err().code(),
         "lease_lost"
     );
-    e.ack_event(&tenant(), again[0].id, "w2").unwrap();
+    e.ack_event(&ops(), again[0].id, "w2").unwrap();
 }
 
 #[test]
 fn reschedule_into_a_taken_slot_changes_nothing() {
     let (e, _) = engine();
     let a = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
-    e.book(&tenant(), &req("2027-03-16T15:00:00Z", "dr-a"))
+    e.book(&ops(), &req("2027-03-16T15:00:00Z", "dr-a"))
         .unwrap();
     let err = e
         .reschedule(
-            &tenant(),
+            &ops(),
             a.appointment.appointment.id.as_str(),
             1,
             t("2027-03-16T15:00:00Z"),
@@ -369,7 +400,7 @@ fn reschedule_into_a_taken_slot_changes_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), "slot_unavailable");
     let still = e
-        .appointment(&tenant(), a.appointment.appointment.id.as_str())
+        .appointment(&ops(), a.appointment.appointment.id.as_str())
         .unwrap();
     assert_eq!(
         (still.version, still.appointment.start),
@@ -378,7 +409,7 @@ fn reschedule_into_a_taken_slot_changes_nothing() {
     // Moving within its own time (30 min later, overlapping itself) works.
     let moved = e
         .reschedule(
-            &tenant(),
+            &ops(),
             a.appointment.appointment.id.as_str(),
             1,
             t("2027-03-16T13:30:00Z"),
@@ -391,7 +422,7 @@ fn reschedule_into_a_taken_slot_changes_nothing() {
 #[test]
 fn series_all_or_nothing_and_book_free() {
     let (e, _) = engine();
-    e.book(&tenant(), &req("2027-03-23T13:00:00Z", "dr-a"))
+    e.book(&ops(), &req("2027-03-23T13:00:00Z", "dr-a"))
         .unwrap();
     let p = SeriesProposal {
         type_id: "visit".into(),
@@ -402,18 +433,18 @@ fn series_all_or_nothing_and_book_free() {
         patient: Some("pat-5".into()),
     };
     let err = e
-        .book_series(&tenant(), &p, SeriesPolicy::AllOrNothing, None)
+        .book_series(&ops(), &p, SeriesPolicy::AllOrNothing, None)
         .unwrap_err();
     assert_eq!(err.code(), "slot_unavailable");
     assert_eq!(day_slots(&e, "dr-a").len(), 5, "nothing booked");
     let r = e
-        .book_series(&tenant(), &p, SeriesPolicy::BookFree, Some("series-1"))
+        .book_series(&ops(), &p, SeriesPolicy::BookFree, Some("series-1"))
         .unwrap();
     assert_eq!(r.booked.len(), 2);
     let bookable: Vec<bool> = r.report.occurrences.iter().map(|o| o.bookable).collect();
     assert_eq!(bookable, [true, false, true]);
     let replay = e
-        .book_series(&tenant(), &p, SeriesPolicy::BookFree, Some("series-1"))
+        .book_series(&ops(), &p, SeriesPolicy::BookFree, Some("series-1"))
         .unwrap();
     assert_eq!(replay.booked.len(), 2);
 }
@@ -422,10 +453,10 @@ fn series_all_or_nothing_and_book_free() {
 fn explain_through_the_engine_names_the_appointment() {
     let (e, _) = engine();
     let b = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let x = e
-        .explain(&tenant(), "visit", "dr-a", t("2027-03-16T13:00:00Z"), None)
+        .explain(&ops(), "visit", "dr-a", t("2027-03-16T13:00:00Z"), None)
         .unwrap();
     assert!(!x.bookable);
     assert_eq!(
@@ -450,7 +481,7 @@ fn engine_slots_equal_core_slots_on_the_same_data() {
     {
         let mut r = req(start, if i % 2 == 0 { "dr-a" } else { "dr-b" });
         r.patient = Some(format!("p{i}"));
-        e.book(&tenant(), &r).unwrap();
+        e.book(&ops(), &r).unwrap();
     }
     let mut c = clinic_with_reminders();
     let q = SlotQuery {
@@ -460,7 +491,7 @@ fn engine_slots_equal_core_slots_on_the_same_data() {
         now: e.now(),
         resources: vec![],
     };
-    let via_engine = e.slots(&tenant(), &q).unwrap();
+    let via_engine = e.slots(&ops(), &q).unwrap();
     // Rebuild the same clinic as a file with the stored appointments.
     let mut rows = Vec::new();
     let ids: Vec<ResourceId> = vec!["dr-a".into(), "dr-b".into()];
@@ -497,16 +528,13 @@ fn engine_slots_equal_core_slots_on_the_same_data() {
 #[test]
 fn overbooking_is_explicit() {
     let (e, _) = engine();
-    e.book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+    e.book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let mut r = req("2027-03-16T13:00:00Z", "dr-a");
     r.patient = Some("pat-2".into());
-    assert_eq!(
-        e.book(&tenant(), &r).unwrap_err().code(),
-        "slot_unavailable"
-    );
+    assert_eq!(e.book(&ops(), &r).unwrap_err().code(), "slot_unavailable");
     r.overbook = true;
-    let b = e.book(&tenant(), &r).unwrap();
+    let b = e.book(&ops(), &r).unwrap();
     assert_eq!(
         b.appointment.appointment.resources,
         vec![ResourceId::from("dr-a")]
@@ -514,14 +542,11 @@ fn overbooking_is_explicit() {
     // Overbooking needs named resources: the engine will not pick one for it.
     let mut b2 = req("2027-03-16T13:00:00Z", "dr-b");
     b2.patient = Some("pat-4".into());
-    e.book(&tenant(), &b2).unwrap();
+    e.book(&ops(), &b2).unwrap();
     let mut any = r.clone();
     any.resources.clear();
     any.patient = Some("pat-3".into());
-    assert_eq!(
-        e.book(&tenant(), &any).unwrap_err().code(),
-        "slot_unavailable"
-    );
+    assert_eq!(e.book(&ops(), &any).unwrap_err().code(), "slot_unavailable");
 }
 
 #[test]
@@ -559,22 +584,21 @@ fn proposals_become_bookings_only_where_the_slot_is_free() {
         .unwrap();
     assert_eq!(day_slots(&e, "dr-a").len(), 5, "a proposal holds nothing");
     let other = e
-        .book(&tenant(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
         .unwrap();
     let err = e
-        .transition(&tenant(), "prop-1", 1, AppointmentStatus::Booked)
+        .transition(&ops(), "prop-1", 1, AppointmentStatus::Booked)
         .unwrap_err();
     assert_eq!(err.code(), "slot_unavailable");
     e.cancel(
-        &tenant(),
+        &ops(),
         other.appointment.appointment.id.as_str(),
         1,
-        "u",
         "clinic_request",
     )
     .unwrap();
     let booked = e
-        .transition(&tenant(), "prop-1", 1, AppointmentStatus::Booked)
+        .transition(&ops(), "prop-1", 1, AppointmentStatus::Booked)
         .unwrap();
     assert_eq!(booked.appointment.status, AppointmentStatus::Booked);
 }

@@ -2,6 +2,7 @@
 #![allow(unreachable_pub, missing_debug_implementations)]
 //! The one integration-test binary of medsched-core.
 
+mod access;
 mod common;
 mod dst;
 mod engine;

@@ -11,8 +11,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
 use medsched_core::{BookRequest, Clock, Engine, Error, ManualClock, SlotQuery};
+
+/// Someone at the clinic with one role of the shipped example policy.
+fn staff(user: &str, role: &str) -> Principal {
+    Principal {
+        user: user.into(),
+        tenant: "riverside-clinic".into(),
+        roles: vec![role.into()],
+        departments: vec!["family-medicine".into()],
+        ..Principal::default()
+    }
+}
 
 fn at(s: &str) -> Result<DateTime<Utc>, Error> {
     DateTime::parse_from_rfc3339(s)
@@ -80,8 +92,10 @@ fn clinic() -> Clinic {
 fn main() -> Result<(), Error> {
     let tenant = TenantId::from("riverside-clinic");
     let clock = Arc::new(ManualClock::new(at("2027-03-15T12:00:00Z")?)); // Monday 08:00 EDT
-    let engine = Engine::new(MemoryStore::new(), clock.clone());
-    engine.put_catalog(&tenant, &clinic())?;
+    let policy = Policy::from_toml(include_str!("../../fixtures/policy-clinic.toml"))?;
+    let engine = Engine::new(MemoryStore::new(), clock.clone(), policy);
+    let admin = staff("admin-1", "clinic_admin");
+    engine.put_catalog(&admin, &clinic())?;
     let day = (at("2027-03-16T00:00:00Z")?, at("2027-03-17T00:00:00Z")?); // Tuesday
     let log = Mutex::new(BTreeMap::<&str, usize>::new());
     let count = |what: &'static str| {
@@ -92,7 +106,7 @@ fn main() -> Result<(), Error> {
 
     // A patient who could not get in waits for a cancellation on Tuesday.
     engine.add_waitlist(
-        &tenant,
+        &staff("desk-0", "receptionist"),
         WaitlistEntry {
             id: "wait-1".into(),
             patient: "pat-waiting".into(),
@@ -108,8 +122,9 @@ fn main() -> Result<(), Error> {
     let booked: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for desk in 0..4 {
-            let (engine, tenant, booked, count) = (&engine, &tenant, &booked, &count);
+            let (engine, booked, count) = (&engine, &booked, &count);
             s.spawn(move || {
+                let desk_staff = staff(&format!("desk-{desk}"), "receptionist");
                 for n in 0..12 {
                     let patient = format!("pat-{desk}-{n}");
                     let q = SlotQuery {
@@ -119,7 +134,9 @@ fn main() -> Result<(), Error> {
                         now: engine.now(),
                         resources: vec![],
                     };
-                    let Ok(slots) = engine.slots(tenant, &q) else { return };
+                    let Ok(slots) = engine.slots(&desk_staff, &q) else {
+                        return;
+                    };
                     // Everyone wants the earliest slot: take it or the next.
                     for a in slots.assignments() {
                         let req = BookRequest {
@@ -129,15 +146,20 @@ fn main() -> Result<(), Error> {
                             idempotency_key: Some(format!("desk-{desk}-req-{n}")),
                             ..BookRequest::default()
                         };
-                        match engine.book(tenant, &req) {
+                        match engine.book(&desk_staff, &req) {
                             Ok(b) => {
                                 count("booked");
                                 if let Ok(mut v) = booked.lock() {
-                                    v.push((b.appointment.appointment.id.0.clone(), b.appointment.version));
+                                    v.push((
+                                        b.appointment.appointment.id.0.clone(),
+                                        b.appointment.version,
+                                    ));
                                 }
                                 break;
                             }
-                            Err(e) if e.code() == "slot_unavailable" => count("lost a race, retried"),
+                            Err(e) if e.code() == "slot_unavailable" => {
+                                count("lost a race, retried")
+                            }
                             Err(_) => {
                                 count("failed");
                                 break;
@@ -150,9 +172,17 @@ fn main() -> Result<(), Error> {
     });
 
     // Two patients cancel; the first freed slot goes to the waitlist.
-    let cancels: Vec<(String, u64)> = booked.lock().map(|v| v.iter().take(2).cloned().collect()).unwrap_or_default();
+    let cancels: Vec<(String, u64)> = booked
+        .lock()
+        .map(|v| v.iter().take(2).cloned().collect())
+        .unwrap_or_default();
     for (id, version) in cancels {
-        engine.cancel(&tenant, &id, version, "front-desk", "patient_request")?;
+        engine.cancel(
+            &staff("desk-0", "receptionist"),
+            &id,
+            version,
+            "patient_request",
+        )?;
         count("cancelled");
     }
 
@@ -160,9 +190,9 @@ fn main() -> Result<(), Error> {
     let mut delivered = BTreeMap::<String, usize>::new();
     let mut t = clock.now();
     while t < at("2027-03-16T22:00:00Z")? {
-        for ev in engine.claim_events(&tenant, "worker-1", 100, 60)? {
+        for ev in engine.claim_events(&admin, "worker-1", 100, 60)? {
             *delivered.entry(format!("{:?}", ev.kind)).or_default() += 1;
-            engine.ack_event(&tenant, ev.id, "worker-1")?;
+            engine.ack_event(&admin, ev.id, "worker-1")?;
         }
         t += Duration::minutes(30);
         clock.set(t);
@@ -183,6 +213,11 @@ fn main() -> Result<(), Error> {
         now: at("2027-03-15T12:00:00Z")?,
         resources: vec![],
     };
-    println!("free starts left on Tuesday: {}", engine.slots(&tenant, &q)?.len());
+    println!(
+        "free starts left on Tuesday: {}",
+        engine.slots(&admin, &q)?.len()
+    );
+    let checked = engine.verify_audit(&staff("auditor-1", "auditor"))?;
+    println!("audit trail: {checked} records, hash chain verified");
     Ok(())
 }

@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod memory;
 pub mod records;
 pub mod store;
 
+pub use audit::{chain_hash, verify_chain, AuditRecord, ChainBreak, NewAudit, GENESIS};
 pub use memory::MemoryStore;
 pub use records::*;
 pub use store::*;

@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use chrono::{DateTime, Utc};
 
+use crate::audit::{AuditRecord, NewAudit, GENESIS};
 use crate::records::{
     Appointment, AppointmentId, AppointmentTypeId, Clinic, PatientId, ResourceId, TenantId,
 };
@@ -68,6 +69,7 @@ struct TenantState {
     events_of: HashMap<AppointmentId, Vec<u64>>,
     next_event: u64,
     waitlist: Vec<WaitlistEntry>,
+    audit: Vec<AuditRecord>,
 }
 
 /// The embedded default store, in memory.
@@ -90,6 +92,14 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Direct access to a tenant's audit records, bypassing the chain: for
+    /// tests that prove tampering is detected. Not for application use.
+    pub fn tamper_with_audit(&self, tenant: &TenantId, f: impl FnOnce(&mut Vec<AuditRecord>)) {
+        let t = self.tenant(tenant);
+        let mut state = write(&t);
+        f(&mut state.audit);
+    }
+
     fn tenant(&self, tenant: &TenantId) -> Arc<RwLock<TenantState>> {
         if let Some(t) = read(&self.tenants).get(tenant) {
             return Arc::clone(t);
@@ -106,9 +116,21 @@ enum Undo {
     Superseded(Vec<EventEntry>),
     WaitlistAdded(String),
     WaitlistRemoved(usize, WaitlistEntry),
+    Audited,
 }
 
 impl TenantState {
+    fn seal_audit(&mut self, entry: NewAudit) -> AuditRecord {
+        let prev = self
+            .audit
+            .last()
+            .map_or(GENESIS, |r| r.hash.as_str())
+            .to_owned();
+        let record = AuditRecord::seal(self.audit.len() as u64 + 1, entry, &prev);
+        self.audit.push(record.clone());
+        record
+    }
+
     fn type_sym(&mut self, t: Option<&AppointmentTypeId>) -> u32 {
         let Some(t) = t else { return NO_TYPE };
         match self.types.iter().position(|x| x == t) {
@@ -370,6 +392,10 @@ impl TenantState {
                 undo.push(Undo::WaitlistAdded(entry.id.clone()));
                 self.waitlist.push(entry);
             }
+            Op::Audit(entry) => {
+                self.seal_audit(entry);
+                undo.push(Undo::Audited);
+            }
             Op::RemoveWaitlist { id } => {
                 if let Some(pos) = self.waitlist.iter().position(|w| w.id == id) {
                     let e = self.waitlist.remove(pos);
@@ -419,6 +445,9 @@ impl TenantState {
                     }
                 }
                 Undo::WaitlistAdded(id) => self.waitlist.retain(|w| w.id != id),
+                Undo::Audited => {
+                    self.audit.pop();
+                }
                 Undo::WaitlistRemoved(pos, e) => {
                     let pos = pos.min(self.waitlist.len());
                     self.waitlist.insert(pos, e);
@@ -493,6 +522,7 @@ impl Store for MemoryStore {
                 idx.rows
                     .partition_point(|x| x.busy_start < q.from - idx.longest)
             };
+            let first = out.len();
             for x in idx.rows.get(lo..).unwrap_or_default() {
                 if x.busy_start >= q.to {
                     break;
@@ -507,6 +537,13 @@ impl Store for MemoryStore {
                         key: x.key,
                         same_type: x.type_sym == want,
                     });
+                }
+            }
+            // The index is ordered by busy start, the contract by start: they
+            // differ only where rows overlap with different buffers before.
+            if let Some(rows) = out.get_mut(first..) {
+                if !rows.is_sorted_by_key(|r| r.start) {
+                    rows.sort_by_key(|r| r.start);
                 }
             }
         }
@@ -669,6 +706,28 @@ impl Store for MemoryStore {
         }
         state.event_due.remove(&event_id);
         Ok(())
+    }
+
+    fn append_audit(
+        &self,
+        tenant: &TenantId,
+        entry: NewAudit,
+    ) -> Result<AuditRecord, StorageError> {
+        let t = self.tenant(tenant);
+        let mut state = write(&t);
+        Ok(state.seal_audit(entry))
+    }
+
+    fn audit_records(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        let t = self.tenant(tenant);
+        let state = read(&t);
+        let start = (from_seq.max(1) - 1) as usize;
+        Ok(state.audit.iter().skip(start).take(max).cloned().collect())
     }
 
     fn waitlist(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditRecord, NewAudit};
 use crate::records::{
     Appointment, AppointmentId, AppointmentTypeId, Clinic, PatientId, ResourceId, TenantId,
 };
@@ -256,6 +257,8 @@ pub enum Op {
         /// The entry id.
         id: String,
     },
+    /// Append an audit record (sealed into the hash chain at commit).
+    Audit(NewAudit),
 }
 
 /// Writes that succeed or fail together.
@@ -426,8 +429,7 @@ pub trait Store: Send + Sync {
 
     /// The batched availability read: appends to `out` every active row of
     /// the query's resources whose busy span overlaps the window, sorted by
-    /// (resource position, busy start = start − buffer before). One
-    /// consistent snapshot.
+    /// (resource position, start). One consistent snapshot.
     ///
     /// # Errors
     /// `Unavailable`.
@@ -521,6 +523,24 @@ pub trait Store: Send + Sync {
         worker: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StorageError>;
+
+    /// Appends one audit record to the tenant's hash chain, atomically.
+    ///
+    /// # Errors
+    /// `Unavailable`: the caller's operation must then fail.
+    fn append_audit(&self, tenant: &TenantId, entry: NewAudit)
+        -> Result<AuditRecord, StorageError>;
+
+    /// Up to `max` audit records from position `from_seq` (1 = the first).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    fn audit_records(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError>;
 
     /// The waitlist entries for a type, oldest first.
     ///

@@ -1,0 +1,3 @@
+//! The adapter conformance suite, run against `MemoryStore`.
+
+medsched_storage::conformance_tests!(medsched_storage::MemoryStore::new);
