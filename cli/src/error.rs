@@ -93,7 +93,8 @@ pub(crate) fn echo(s: &str) -> String {
     cut(s, ECHO_MAX)
 }
 
-fn cut(s: &str, max: usize) -> String {
+/// `s` cut to `max` characters, with `…` when cut.
+pub(crate) fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_owned()
     } else {

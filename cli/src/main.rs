@@ -4,7 +4,8 @@
 #![allow(clippy::print_stdout)]
 
 //! `medsched`: bookable slots, explanations, conflict checks and recurrence
-//! expansion from a clinic file, on the command line.
+//! expansion from a clinic file, and access-policy checks and decisions, on
+//! the command line.
 
 mod cmd;
 mod error;
@@ -47,7 +48,7 @@ Exits 0 when every occurrence is bookable and 3 when any conflicts.";
 #[command(
     name = "medsched",
     version,
-    about = "Clinic scheduling from a clinic file: slots, explanations, conflict checks, recurrence expansion",
+    about = "Clinic scheduling from a clinic file: slots, explanations, conflict checks, recurrence expansion; access policy checks and decisions",
     after_help = EXIT_CODES
 )]
 struct Cli {
@@ -72,6 +73,57 @@ enum Command {
     /// Show a built-in demo clinic: a fortnight of availability across a DST
     /// change, then one explained conflict.
     Demo,
+    /// Validate an access policy, or decide one request against it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+const POLICY_EXIT_CODES: &str = "\
+Exit status:
+  0  success (for `decide`: whether the request is allowed or not)
+  1  I/O error: a file cannot be read (error[io_error])
+  2  bad input: invalid policy (error[policy_invalid], naming the place),
+     malformed file (error[malformed_document]), unknown action, bad
+     timestamp or flag (error[invalid_input])
+
+Errors are one line on standard error: `error[<code>]: <message>`, with the
+codes of docs/error-codes.md. Policy files are TOML (see
+fixtures/policy-clinic.toml).";
+
+const POLICY_DECIDE_ABOUT: &str = "Decide whether a principal may do an action on a target.
+
+PRINCIPAL (JSON, or TOML by extension) is who asks:
+  {\"user\": \"u1\", \"tenant\": \"riverside\", \"roles\": [\"provider\"],
+   \"patient\": null, \"resources\": [\"dr-a\"], \"departments\": [\"cardio\"],
+   \"guardianships\": [{\"patient\": \"p2\", \"from\": \"2027-01-01T00:00:00Z\", \"until\": null}],
+   \"elevations\": [{\"patient\": \"p1\", \"reason\": \"er\",
+     \"granted_at\": \"2027-03-01T09:00:00Z\", \"expires_at\": \"2027-03-01T13:00:00Z\"}]}
+  (only `user` and `tenant` are required; in TOML, write times as quoted
+  RFC 3339 strings)
+TARGET (JSON, or TOML by extension) is the appointment it is about:
+  {\"tenant\": \"riverside\", \"patient\": \"p1\", \"resources\": [\"dr-a\"], \"departments\": [\"cardio\"]}
+ACTION is one of: slots.read, appointment.read, phi.read, appointment.book,
+  appointment.cancel, appointment.reschedule, appointment.status,
+  appointment.overbook, booking.bypass_notice, waitlist.manage, outbox.drain,
+  catalog.manage, audit.read
+
+Prints one JSON object:
+  {\"allowed\": bool, \"rule\": {\"role\", \"effect\", \"action\", \"scope\"} or null,
+   \"reason\": \"no_grant\" | \"explicit_deny\" | \"cross_tenant\" | null,
+   \"break_glass\": bool, \"policy_version\": \"...\"}
+and exits 0 whether the request is allowed or not. A role of the principal
+that the policy does not define grants nothing; a note on standard error
+names it.";
+
+/// The `policy` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Validate a policy file and list its version, roles and break-glass settings.
+    #[command(after_help = POLICY_EXIT_CODES)]
+    Check(PolicyCheckArgs),
+    /// Decide whether a principal may do an action on a target.
+    #[command(after_help = POLICY_EXIT_CODES, long_about = POLICY_DECIDE_ABOUT)]
+    Decide(PolicyDecideArgs),
 }
 
 /// Output formats of `slots`.
@@ -179,6 +231,32 @@ pub(crate) struct ExpandArgs {
     pub(crate) tz: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct PolicyCheckArgs {
+    /// Policy file (TOML).
+    pub(crate) policy: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyDecideArgs {
+    /// Policy file (TOML).
+    pub(crate) policy: String,
+    /// Principal file (JSON, or TOML by extension): who asks.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) principal: String,
+    /// Action name from the policy vocabulary (`phi.read`, `appointment.book`, ...).
+    #[arg(long, value_name = "ACTION")]
+    pub(crate) action: String,
+    /// Target file (JSON, or TOML by extension): the appointment it is about.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) target: String,
+    /// The current instant, against which guardianships and break-glass
+    /// elevations are checked. Defaults to this machine's clock (the policy
+    /// core never reads it; this command does).
+    #[arg(long, value_name = "T")]
+    pub(crate) now: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -190,6 +268,8 @@ fn main() -> ExitCode {
         Command::Check(a) => cmd::check::run(&a),
         Command::Expand(a) => cmd::expand::run(&a),
         Command::Demo => cmd::demo::run(),
+        Command::Policy(PolicyCommand::Check(a)) => cmd::policy::check(&a),
+        Command::Policy(PolicyCommand::Decide(a)) => cmd::policy::decide(&a),
     };
     match result {
         Ok(out) => finish(&out),

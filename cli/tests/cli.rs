@@ -535,3 +535,261 @@ fn malformed_toml_clinic_does_not_echo_patient_data() {
     assert!(!err.contains("SENTINEL"), "{err}");
     assert!(err.contains("line 8 column 32"), "{err}");
 }
+
+// --- `medsched policy` -----------------------------------------------------
+
+/// The shipped example policy at the workspace root.
+fn clinic_policy() -> String {
+    let p: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "fixtures",
+        "policy-clinic.toml",
+    ]
+    .iter()
+    .collect();
+    p.to_string_lossy().into_owned()
+}
+
+fn policy_fixture(name: &str) -> String {
+    fixture(&format!("policy/{name}"))
+}
+
+const CLINIC_ROLES: [&str; 8] = [
+    "auditor",
+    "clinic_admin",
+    "guardian",
+    "nurse",
+    "patient",
+    "provider",
+    "receptionist",
+    "scheduler",
+];
+
+#[test]
+fn policy_check_lists_version_roles_and_break_glass() {
+    let o = medsched(&["policy", "check", &clinic_policy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "version: clinic-2027.1");
+    assert_eq!(lines[1], "roles: 8");
+    // Every role, sorted by name, each followed by inherits, grants, denies.
+    let roles: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("    "))
+        .map(|l| l.trim())
+        .collect();
+    assert_eq!(roles, CLINIC_ROLES);
+    let at = lines.iter().position(|l| *l == "  receptionist").unwrap();
+    assert_eq!(lines[at + 1], "    inherits: -");
+    assert!(
+        lines[at + 2].starts_with("    grants: slots.read@tenant, appointment.read@tenant"),
+        "{}",
+        lines[at + 2]
+    );
+    assert_eq!(lines[at + 3], "    denies: phi.read@tenant");
+    let at = lines.iter().position(|l| *l == "  clinic_admin").unwrap();
+    assert_eq!(lines[at + 1], "    inherits: scheduler");
+    assert!(
+        lines.contains(&"break_glass.roles: provider, nurse"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"break_glass.max_minutes: 240"));
+}
+
+#[test]
+fn invalid_policies_name_the_place() {
+    let o = medsched(&["policy", "check", &policy_fixture("bad-scope.toml")]);
+    assert_error(&o, "policy_invalid", 2);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error[policy_invalid]: invalid policy at roles.nurse.grants[1].scope: unknown scope `ward`"
+    );
+    let o = medsched(&["policy", "check", &policy_fixture("cycle.toml")]);
+    assert_error(&o, "policy_invalid", 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("at roles.b.inherits: inheritance cycle through `a`"),
+        "{err}"
+    );
+    // `decide` refuses the same files before deciding anything.
+    let o = medsched(&[
+        "policy",
+        "decide",
+        &policy_fixture("cycle.toml"),
+        "--principal",
+        &policy_fixture("provider.json"),
+        "--action",
+        "slots.read",
+        "--target",
+        &policy_fixture("target-riverside.json"),
+    ]);
+    assert_error(&o, "policy_invalid", 2);
+}
+
+#[test]
+fn malformed_policy_is_malformed_document() {
+    let o = medsched(&["policy", "check", &policy_fixture("malformed.toml")]);
+    assert_error(&o, "malformed_document", 2);
+    let err = stderr(&o);
+    assert!(err.contains("malformed toml document: line 4"), "{err}");
+    assert_error(
+        &medsched(&["policy", "check", &policy_fixture("no-such-policy.toml")]),
+        "io_error",
+        1,
+    );
+}
+
+/// `policy decide` on the example policy; returns the parsed JSON.
+fn decide(principal: &str, action: &str, target: &str) -> serde_json::Value {
+    let o = medsched(&[
+        "policy",
+        "decide",
+        &clinic_policy(),
+        "--principal",
+        &policy_fixture(principal),
+        "--action",
+        action,
+        "--target",
+        &policy_fixture(target),
+        "--now",
+        "2027-03-01T09:00:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+#[test]
+fn policy_decide_receptionist_phi_is_an_explicit_deny() {
+    let v = decide("receptionist.json", "phi.read", "target-riverside.json");
+    assert_eq!(
+        v,
+        serde_json::json!({
+            "allowed": false,
+            "rule": {
+                "role": "receptionist",
+                "effect": "deny",
+                "action": "phi.read",
+                "scope": "tenant",
+            },
+            "reason": "explicit_deny",
+            "break_glass": false,
+            "policy_version": "clinic-2027.1",
+        })
+    );
+    // The same receptionist may book there.
+    let v = decide(
+        "receptionist.json",
+        "appointment.book",
+        "target-riverside.json",
+    );
+    assert_eq!(v["allowed"], true);
+    assert_eq!(v["rule"]["scope"], "tenant");
+}
+
+#[test]
+fn policy_decide_provider_on_assigned_resource_and_across_tenants() {
+    for principal in ["provider.json", "provider.toml"] {
+        let v = decide(principal, "phi.read", "target-riverside.json");
+        assert_eq!(v["allowed"], true, "{v}");
+        assert_eq!(v["reason"], serde_json::Value::Null);
+        assert_eq!(v["rule"]["role"], "provider");
+        assert_eq!(v["rule"]["effect"], "grant");
+        assert_eq!(v["rule"]["scope"], "assigned");
+        assert_eq!(v["break_glass"], false);
+        assert_eq!(v["policy_version"], "clinic-2027.1");
+    }
+    let v = decide("provider.json", "phi.read", "target-hillside.json");
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["reason"], "cross_tenant");
+    assert_eq!(v["rule"], serde_json::Value::Null);
+}
+
+#[test]
+fn policy_decide_notes_roles_the_policy_lacks() {
+    let o = medsched(&[
+        "policy",
+        "decide",
+        &clinic_policy(),
+        "--principal",
+        &policy_fixture("unknown-role.json"),
+        "--action",
+        "slots.read",
+        "--target",
+        &policy_fixture("target-riverside.json"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["reason"], "no_grant");
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "note: role `janitor` is not in policy `clinic-2027.1`; it grants nothing"
+    );
+}
+
+#[test]
+fn policy_decide_bad_input_gives_its_codes() {
+    let policy = clinic_policy();
+    let provider = policy_fixture("provider.json");
+    let target = policy_fixture("target-riverside.json");
+    let run = |principal: &str, action: &str, target: &str, extra: &[&str]| {
+        let mut args = vec![
+            "policy",
+            "decide",
+            policy.as_str(),
+            "--principal",
+            principal,
+            "--action",
+            action,
+            "--target",
+            target,
+        ];
+        args.extend_from_slice(extra);
+        medsched(&args)
+    };
+    let o = run(&provider, "x", &target, &[]);
+    assert_error(&o, "invalid_input", 2);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error[invalid_input]: unknown action `x`"
+    );
+    assert_error(
+        &run(&provider, "phi.read", &target, &["--now", "soon"]),
+        "invalid_input",
+        2,
+    );
+    let unknown_field = policy_fixture("principal-unknown-field.json");
+    let o = run(&unknown_field, "phi.read", &target, &[]);
+    assert_error(&o, "malformed_document", 2);
+    assert!(
+        stderr(&o).contains("unknown field `clearance`"),
+        "{}",
+        stderr(&o)
+    );
+    // A principal where a target belongs is caught by the target's schema.
+    let o = run(&provider, "phi.read", &provider, &[]);
+    assert_error(&o, "malformed_document", 2);
+    assert!(stderr(&o).contains("target `"), "{}", stderr(&o));
+    let missing = policy_fixture("no-such-target.json");
+    assert_error(&run(&provider, "phi.read", &missing, &[]), "io_error", 1);
+    // Missing flags are usage errors.
+    assert_error(
+        &medsched(&["policy", "decide", &policy, "--action", "phi.read"]),
+        "invalid_input",
+        2,
+    );
+}
+
+#[test]
+fn policy_help_documents_the_clock_and_exit_codes() {
+    let o = medsched(&["policy", "decide", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("Defaults to this machine's clock"), "{out}");
+    assert!(out.contains("Exit status:"), "{out}");
+    assert!(out.contains("phi.read"), "{out}");
+    let o = medsched(&["--help"]);
+    assert!(stdout(&o).contains("policy"), "{}", stdout(&o));
+}

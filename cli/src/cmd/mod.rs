@@ -5,4 +5,5 @@ pub(crate) mod check;
 pub(crate) mod demo;
 pub(crate) mod expand;
 pub(crate) mod explain;
+pub(crate) mod policy;
 pub(crate) mod slots;

@@ -346,8 +346,6 @@ fn target_for(tenant: &str) -> Target {
     }
 }
 
-use super::compile::{BreakGlassDoc, PolicyDoc, RoleDoc, RuleDoc};
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
