@@ -413,7 +413,14 @@ impl<S: Store> Engine<S> {
         let cat = self.catalog(&tenant)?;
         let target = Self::target(Some(&cat), who, p.patient.as_deref(), &p.resources);
         let (_, e) = self.authorize(who, Action::AppointmentBook, &target, "series")?;
-        self.book_series_in(&tenant, p, policy, idempotency_key, vec![Op::Audit(e)])
+        let mut done =
+            self.book_series_in(&tenant, p, policy, idempotency_key, vec![Op::Audit(e)])?;
+        done.booked = done
+            .booked
+            .into_iter()
+            .map(|a| self.present(who, &cat, a))
+            .collect::<Result<_, _>>()?;
+        Ok(done)
     }
 
     /// Puts a patient on the waitlist (`waitlist.manage`).

@@ -207,7 +207,8 @@ impl<S: Store> Engine<S> {
         }
     }
 
-    /// The store.
+    /// The raw store, without access control, redaction or audit: for the
+    /// host's own administration and tests. Bindings must not expose it.
     pub fn store(&self) -> &S {
         &self.store
     }
