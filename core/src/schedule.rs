@@ -176,6 +176,9 @@ pub struct Catalog {
     /// Sorted by id, so index order is id order.
     pub(crate) resources: Vec<Res>,
     pub(crate) resource_index: HashMap<String, u32>,
+    /// Resource ids in index order, shared with the results that name
+    /// resources by index.
+    pub(crate) resource_names: Arc<[String]>,
     pub(crate) types: Vec<Ty>,
     pub(crate) type_index: HashMap<String, u32>,
     /// Time-off ids, by index.
@@ -491,8 +494,10 @@ impl Catalog {
             res.overrides.sort_by_key(|(d, _)| *d);
             res.away.sort_by_key(|a| (a.start, a.end));
         }
+        let resource_names: Arc<[String]> = resources.iter().map(|r| r.id.clone()).collect();
         Ok(Self {
             settings: clinic.settings,
+            resource_names,
             resource_records,
             type_records: clinic.appointment_types.clone(),
             resources,

@@ -45,7 +45,7 @@ pub struct Assignment {
 }
 
 /// The answer to a [`SlotQuery`].
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slots {
     /// Duration of the appointment, seconds.
     pub duration: i64,
@@ -55,9 +55,28 @@ pub struct Slots {
     /// For types with several seats, the assignment found for each start;
     /// `None` for "one of these resources" types, where any entry is one.
     general: Option<Vec<Assignment>>,
+    /// Resource ids by index, of the catalog these slots were computed from.
+    names: std::sync::Arc<[String]>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self {
+            duration: 0,
+            entries: Vec::new(),
+            general: None,
+            names: std::sync::Arc::from(Vec::new()),
+        }
+    }
 }
 
 impl Slots {
+    /// The id of the resource at `index`, in the catalog these slots were
+    /// computed from (safe even if the catalog was replaced since).
+    pub fn resource_id(&self, index: u32) -> Option<&str> {
+        self.names.get(index as usize).map(String::as_str)
+    }
+
     /// Every bookable start, ascending, each with one full assignment (for
     /// "one of these resources" types: the first resource by id).
     pub fn assignments(&self) -> Vec<Assignment> {
@@ -243,6 +262,7 @@ impl Schedule {
                 duration: ty.duration,
                 entries,
                 general: None,
+                names: std::sync::Arc::clone(&self.resource_names),
             };
         }
         // General case: a start is bookable when the groups can be filled
@@ -284,6 +304,7 @@ impl Schedule {
             duration: ty.duration,
             entries,
             general: Some(assignments),
+            names: std::sync::Arc::clone(&self.resource_names),
         }
     }
 

@@ -131,6 +131,21 @@ pub enum EventKind {
     WaitlistOffer,
 }
 
+impl EventKind {
+    /// The stable snake_case code (as serialized).
+    pub fn code(self) -> &'static str {
+        match self {
+            EventKind::Booked => "booked",
+            EventKind::Held => "held",
+            EventKind::Cancelled => "cancelled",
+            EventKind::Rescheduled => "rescheduled",
+            EventKind::StatusChanged => "status_changed",
+            EventKind::ReminderDue => "reminder_due",
+            EventKind::WaitlistOffer => "waitlist_offer",
+        }
+    }
+}
+
 /// The ids an event carries. Never PHI: ids and instants only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventData {
@@ -551,4 +566,24 @@ pub trait Store: Send + Sync {
         tenant: &TenantId,
         type_id: &AppointmentTypeId,
     ) -> Result<Vec<WaitlistEntry>, StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventKind;
+
+    #[test]
+    fn event_kind_codes_are_their_serialized_names() {
+        for k in [
+            EventKind::Booked,
+            EventKind::Held,
+            EventKind::Cancelled,
+            EventKind::Rescheduled,
+            EventKind::StatusChanged,
+            EventKind::ReminderDue,
+            EventKind::WaitlistOffer,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.code());
+        }
+    }
 }

@@ -1,0 +1,291 @@
+//! `Engine`: the core engine over the in-memory store. Each method converts
+//! its arguments, runs the core with the GIL released, and converts the
+//! result; errors go through [`errors::to_py`].
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use medsched_core::error::Error as CoreError;
+use medsched_core::policy::Policy;
+use medsched_core::records::MemoryStore;
+use medsched_core::{BookRequest, Clock, FnClock, Format, SlotQuery};
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+
+use crate::convert::{instant, instant_opt};
+use crate::errors;
+use crate::types::{Appointment, Event, Principal, Slot};
+
+type Core = medsched_core::Engine<MemoryStore>;
+
+thread_local! {
+    /// The instant the Python clock gave for the engine call running on
+    /// this thread.
+    static CALL_NOW: Cell<Option<DateTime<Utc>>> = const { Cell::new(None) };
+}
+
+/// The clock of an engine built with a Python clock. The binding calls the
+/// Python clock once per engine call, while it holds the GIL (so the
+/// clock's own exceptions propagate), and the core reads that instant for
+/// the whole call.
+struct CallClock;
+
+impl Clock for CallClock {
+    fn now(&self) -> DateTime<Utc> {
+        CALL_NOW.with(Cell::get).unwrap_or_else(Utc::now)
+    }
+}
+
+/// Sets [`CALL_NOW`] for one call and clears it afterwards, even on unwind.
+struct CallNow;
+
+impl CallNow {
+    fn set(now: Option<DateTime<Utc>>) -> Self {
+        CALL_NOW.with(|c| c.set(now));
+        Self
+    }
+}
+
+impl Drop for CallNow {
+    fn drop(&mut self) {
+        CALL_NOW.with(|c| c.set(None));
+    }
+}
+
+/// A scheduling engine: one per process, shared by all threads.
+#[pyclass(frozen, weakref, module = "medsched._medsched")]
+pub(crate) struct Engine {
+    core: Arc<Core>,
+    clock: Option<Py<PyAny>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("python_clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Runs `f` on the core with the GIL released; the Python clock, if
+    /// any, is read first.
+    fn run<T, F>(&self, py: Python<'_>, f: F) -> PyResult<T>
+    where
+        T: Send,
+        F: FnOnce(&Core) -> Result<T, CoreError> + Send,
+    {
+        let now = match &self.clock {
+            Some(clock) => Some(instant("clock()", &clock.bind(py).call0()?)?),
+            None => None,
+        };
+        let core = &self.core;
+        py.detach(|| {
+            let _now = CallNow::set(now);
+            f(core)
+        })
+        .map_err(|e| errors::to_py(py, &e))
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// An engine over an in-memory store.
+    #[staticmethod]
+    #[pyo3(signature = (policy_toml, clock = None))]
+    fn in_memory(py: Python<'_>, policy_toml: &str, clock: Option<Py<PyAny>>) -> PyResult<Self> {
+        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+        let core_clock: Arc<dyn Clock> = match clock {
+            Some(_) => Arc::new(CallClock),
+            None => Arc::new(FnClock(Utc::now)),
+        };
+        Ok(Self {
+            core: Arc::new(Core::new(MemoryStore::new(), core_clock, policy)),
+            clock,
+        })
+    }
+
+    /// Validates and stores the principal's tenant catalog; returns its
+    /// version.
+    fn put_catalog(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        clinic: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        let (text, format) = if clinic.is_instance_of::<PyString>()
+            || clinic.is_instance(&py.import("os")?.getattr("PathLike")?)?
+        {
+            let path: String = py
+                .import("os")?
+                .call_method1("fspath", (clinic,))?
+                .extract()?;
+            let text = py.detach(|| std::fs::read_to_string(&path))?;
+            (text, Format::from_path(&path))
+        } else {
+            let text: String = py
+                .import("json")?
+                .call_method1("dumps", (clinic,))?
+                .extract()?;
+            (text, Format::Json)
+        };
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            let clinic = medsched_core::parse_clinic(&text, format)?;
+            core.put_catalog(&who, &clinic)
+        })
+    }
+
+    /// Every (resource, start) able to take an appointment of `type_id`
+    /// starting in `[start, end)`.
+    #[pyo3(signature = (principal, type_id, start, end, *, now = None, resources = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn slots(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+        resources: Option<Vec<String>>,
+    ) -> PyResult<Vec<Slot>> {
+        let from = instant("start", start)?;
+        let to = instant("end", end)?;
+        let now = instant_opt("now", now)?;
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            let q = SlotQuery {
+                type_id,
+                from,
+                to,
+                now: now.unwrap_or_else(|| core.now()),
+                resources: resources.unwrap_or_default(),
+            };
+            let slots = core.slots(&who, &q)?;
+            let length = Duration::seconds(slots.duration);
+            slots
+                .entries
+                .iter()
+                .map(|e| {
+                    let start = DateTime::from_timestamp(e.start, 0).ok_or_else(|| {
+                        CoreError::InvalidInput {
+                            field: "slot start".into(),
+                            detail: "out of range".into(),
+                        }
+                    })?;
+                    // Slot entries name resources by index into the slots'
+                    // own catalog snapshot.
+                    let resource =
+                        slots
+                            .resource_id(e.resource)
+                            .ok_or_else(|| CoreError::InvalidInput {
+                                field: "slot resource".into(),
+                                detail: "index out of range".into(),
+                            })?;
+                    Ok(Slot::new(resource.to_owned(), start, start + length))
+                })
+                .collect()
+        })
+    }
+
+    /// Books one appointment.
+    #[pyo3(signature = (principal, type_id, start, *, resources = None, patient = None, reason = None, notes = None, idempotency_key = None, overbook = false, bypass_notice = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn book(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        start: &Bound<'_, PyAny>,
+        resources: Option<Vec<String>>,
+        patient: Option<String>,
+        reason: Option<String>,
+        notes: Option<String>,
+        idempotency_key: Option<String>,
+        overbook: bool,
+        bypass_notice: bool,
+    ) -> PyResult<Appointment> {
+        let req = BookRequest {
+            id: None,
+            type_id,
+            start: instant("start", start)?,
+            resources: resources.unwrap_or_default(),
+            patient,
+            reason,
+            notes,
+            idempotency_key,
+            overbook,
+            bypass_notice,
+        };
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.book(&who, &req)
+                .map(|b| Appointment::from(&*b.appointment))
+        })
+    }
+
+    /// Cancels an appointment at `expected_version`, recording why.
+    fn cancel(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+        expected_version: u64,
+        reason_code: String,
+    ) -> PyResult<Appointment> {
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.cancel(&who, &id, expected_version, &reason_code)
+                .map(|a| Appointment::from(&*a))
+        })
+    }
+
+    /// One appointment, PHI redacted unless the principal may read it.
+    fn appointment(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+    ) -> PyResult<Appointment> {
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.appointment(&who, &id).map(|a| Appointment::from(&*a))
+        })
+    }
+
+    /// Claims up to `max` due outbox events for `worker` for `lease`.
+    #[pyo3(signature = (principal, worker, max = 100, lease = None))]
+    fn claim_events(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        worker: String,
+        max: usize,
+        lease: Option<Duration>,
+    ) -> PyResult<Vec<Event>> {
+        let lease_secs = lease.map_or(60, |d| d.num_seconds());
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.claim_events(&who, &worker, max, lease_secs)
+                .map(|events| events.iter().map(Event::from).collect())
+        })
+    }
+
+    /// Acknowledges a delivered event.
+    fn ack_event(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        event_id: u64,
+        worker: String,
+    ) -> PyResult<()> {
+        let who = principal.to_core();
+        self.run(py, move |core| core.ack_event(&who, event_id, &worker))
+    }
+
+    fn __repr__(&self) -> String {
+        "Engine(store='memory')".to_owned()
+    }
+}
