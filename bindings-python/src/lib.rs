@@ -3,7 +3,7 @@
 //!
 //! Every exported method reads: convert the arguments, call the core (with
 //! the GIL released), convert the result. Core errors leave through
-//! [`errors::to_py`], the one mapping from `medsched_core::Error` to the
+//! `errors::to_py`, the one mapping from `medsched_core::Error` to the
 //! exception classes of `medsched`. No scheduling rule lives here.
 
 mod convert;
