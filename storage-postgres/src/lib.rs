@@ -1,0 +1,232 @@
+//! medsched-postgres: the PostgreSQL store adapter of medsched.
+//!
+//! [`PgStore`] implements [`medsched_storage::Store`] on the synchronous
+//! `postgres` client with a small connection pool. Every store call is one
+//! transaction; [`Store::commit`](medsched_storage::Store::commit) runs a
+//! whole batch in one. Double booking of capacity-one resources is made
+//! impossible by the database itself (an exclusion constraint on
+//! `medsched.active_bookings`); larger resources are checked under a
+//! per-resource transaction lock taken in sorted order. Deadlocks,
+//! serialization failures and connections lost before commit are retried
+//! inside the adapter with bounded backoff, so callers see success or a
+//! typed [`StorageError`], never a raw
+//! SQLSTATE.
+//!
+//! The schema (`medsched`) is created by versioned SQL migrations in
+//! `migrations/`, applied by [`PgStore::migrate`] as the schema owner.
+//! Tenants are isolated by row-level security (`FORCE ROW LEVEL SECURITY`):
+//! every transaction of the store sets `medsched.tenant`, and one without
+//! it fails. Application servers should connect as a runtime role that is
+//! neither owner nor superuser, prepared by [`PgStore::grant_runtime_role`]
+//! (which also makes the audit table append-only for it).
+//!
+//! ```no_run
+//! use medsched_postgres::PgStore;
+//!
+//! # fn main() -> Result<(), medsched_postgres::SetupError> {
+//! let owner = PgStore::connect("host=127.0.0.1 user=medsched_owner dbname=clinic", 1)?;
+//! owner.migrate()?;
+//! owner.grant_runtime_role("medsched_app")?;
+//! let store = PgStore::connect("host=127.0.0.1 user=medsched_app dbname=clinic", 16)?;
+//! # let _ = store;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod migrate;
+mod pool;
+mod store;
+
+use std::fmt;
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use medsched_storage::{StorageError, StorageErrorKind, TenantId};
+use postgres::error::SqlState;
+use postgres::Transaction;
+
+pub use migrate::{SetupError, SCHEMA_VERSION};
+
+use pool::Pool;
+
+/// How many times a transaction is attempted before a transient failure is
+/// reported as `storage_unavailable`.
+const MAX_ATTEMPTS: u32 = 12;
+
+/// The PostgreSQL store. Cheap to share between threads (`&PgStore` is all
+/// a caller needs); connections come from an internal pool.
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl fmt::Debug for PgStore {
+    // The connection configuration may hold a password: not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStore")
+            .field("max_connections", &self.pool.max_size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to the database named by a libpq-style connection string
+    /// (`host=127.0.0.1 port=5432 user=medsched dbname=clinic` or a
+    /// `postgresql://` URL), with at most `max_connections` connections
+    /// open at once. One connection is opened now to check that the server
+    /// is reachable and that its `medsched` schema (if any) is not newer
+    /// than this adapter knows; run [`PgStore::migrate`] to create or
+    /// upgrade the schema.
+    ///
+    /// # Errors
+    /// [`SetupError::SchemaTooNew`]; [`SetupError::Storage`] with kind
+    /// `Invalid` for a bad connection string or `Unavailable` when the
+    /// server cannot be reached.
+    pub fn connect(connection: &str, max_connections: usize) -> Result<Self, SetupError> {
+        let config: postgres::Config = connection.parse().map_err(|_| {
+            SetupError::Storage(StorageError::new(
+                StorageErrorKind::Invalid,
+                "invalid postgresql connection string",
+            ))
+        })?;
+        let store = Self {
+            pool: Pool::new(config, max_connections.max(1)),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Runs `f` in a transaction on a pooled connection and commits,
+    /// retrying transient failures with bounded backoff. With a tenant, the
+    /// transaction first sets `medsched.tenant` (transaction-local), which
+    /// the row-level security policies require. When the
+    /// connection is lost during COMMIT the outcome is unknown: the call is
+    /// retried only if `retry_unknown_commit` (the transaction is
+    /// read-only or idempotent), otherwise it fails with `Unavailable`.
+    fn run<T>(
+        &self,
+        tenant: Option<&TenantId>,
+        retry_unknown_commit: bool,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, Fail>,
+    ) -> Result<T, StorageError> {
+        if tenant.is_some_and(|t| t.as_str().is_empty()) {
+            return Err(StorageError::new(
+                StorageErrorKind::Invalid,
+                "the tenant id is empty",
+            ));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (err, at_commit) = match self.attempt(tenant, &mut f) {
+                Ok(v) => return Ok(v),
+                Err((Fail::Domain(e), _)) => return Err(e),
+                Err((Fail::Db(e), at_commit)) => (e, at_commit),
+            };
+            let lost = is_connection_loss(&err);
+            if at_commit && lost && !retry_unknown_commit {
+                return Err(StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    "connection lost during commit: the outcome is unknown",
+                ));
+            }
+            if !(lost || is_retryable(&err)) {
+                return Err(unavailable(&err));
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    format!("database busy: gave up after {attempt} attempts"),
+                ));
+            }
+            thread::sleep(backoff(attempt));
+        }
+    }
+
+    fn attempt<T>(
+        &self,
+        tenant: Option<&TenantId>,
+        f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, Fail>,
+    ) -> Result<T, (Fail, bool)> {
+        let mut conn = self.pool.get().map_err(|e| (e, false))?;
+        let client = conn.client().map_err(|e| (e, false))?;
+        let mut tx = client.transaction().map_err(|e| (Fail::Db(e), false))?;
+        if let Some(t) = tenant {
+            tx.execute(
+                "SELECT set_config('medsched.tenant', $1, true)",
+                &[&t.as_str()],
+            )
+            .map_err(|e| (Fail::Db(e), false))?;
+        }
+        let v = f(&mut tx).map_err(|e| (e, false))?;
+        tx.commit().map_err(|e| (Fail::Db(e), true))?;
+        Ok(v)
+    }
+}
+
+/// Why a transaction attempt failed.
+#[derive(Debug)]
+enum Fail {
+    /// A contract error (slot taken, version conflict ...): not retried.
+    Domain(StorageError),
+    /// A database error: retried when transient.
+    Db(postgres::Error),
+}
+
+impl From<postgres::Error> for Fail {
+    fn from(e: postgres::Error) -> Self {
+        Fail::Db(e)
+    }
+}
+
+impl From<StorageError> for Fail {
+    fn from(e: StorageError) -> Self {
+        Fail::Domain(e)
+    }
+}
+
+/// Deadlock, serialization failure, or a server going away.
+fn is_retryable(e: &postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        return false;
+    };
+    *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::ADMIN_SHUTDOWN
+        || *code == SqlState::CRASH_SHUTDOWN
+        || *code == SqlState::CANNOT_CONNECT_NOW
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+        || code.code().starts_with("08")
+}
+
+/// The connection is gone (or could not be made): nothing was committed
+/// unless the loss happened during COMMIT.
+fn is_connection_loss(e: &postgres::Error) -> bool {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    e.is_closed()
+        || io
+        || e.code()
+            .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || c.code().starts_with("08"))
+}
+
+/// A database error as the caller sees it: no SQL text, no values (they
+/// could be PHI), only its class.
+fn unavailable(e: &postgres::Error) -> StorageError {
+    let message = match e.code() {
+        Some(code) => format!("unexpected database error (sqlstate {})", code.code()),
+        None => "database request failed".to_owned(),
+    };
+    StorageError::new(StorageErrorKind::Unavailable, message)
+}
+
+/// 2 ms doubling per attempt, capped at 200 ms, with jitter so that the
+/// losers of a deadlock do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let base = 2u64.saturating_mul(1 << attempt.min(7)).min(200);
+    let jitter = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
+        % base.max(1);
+    Duration::from_millis(base / 2 + jitter)
+}

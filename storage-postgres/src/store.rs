@@ -1,0 +1,951 @@
+//! `impl Store for PgStore`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use medsched_storage::{
+    Appointment, AppointmentId, AppointmentKey, AppointmentTypeId, AuditRecord, Batch, BookingRow,
+    BookingsQuery, Claim, Clinic, Committed, EventData, EventKind, NewAudit, NewEvent, Op,
+    OutboxEvent, PatientId, Phi, ResourceId, StorageError, StorageErrorKind, Store,
+    StoredAppointment, TenantId, VersionedCatalog, WaitlistEntry, GENESIS,
+};
+use postgres::error::SqlState;
+use postgres::types::Json;
+use postgres::{Row, Transaction};
+use serde_json::Value;
+
+use crate::{Fail, PgStore};
+
+/// Advisory lock classes (first key of `pg_advisory_xact_lock(int, int)`).
+const LOCK_RESOURCE: i32 = 1;
+const LOCK_IDEMPOTENCY: i32 = 2;
+const LOCK_AUDIT: i32 = 3;
+
+const APPT_COLS: &str = "key, version, hold_expires_at, doc, reason, notes";
+
+fn invalid(message: impl Into<String>) -> StorageError {
+    StorageError::new(StorageErrorKind::Invalid, message)
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StorageError> {
+    i64::try_from(v).map_err(|_| invalid(format!("{what} out of range")))
+}
+
+fn to_u64(v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v)
+        .map_err(|_| StorageError::new(StorageErrorKind::Integrity, "negative stored counter"))
+}
+
+fn instant(secs: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::<Utc>::from_timestamp(secs, 0).ok_or_else(|| invalid("instant out of range"))
+}
+
+fn lock(tx: &mut Transaction<'_>, class: i32, tenant: &TenantId, name: &str) -> Result<(), Fail> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3))",
+        &[&class, &tenant.as_str(), &name],
+    )?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StorageError> {
+    serde_json::to_value(v).map_err(|_| invalid("record cannot be serialized"))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, StorageError> {
+    serde_json::from_value(v).map_err(|_| {
+        StorageError::new(
+            StorageErrorKind::Integrity,
+            format!("stored {what} is unreadable"),
+        )
+    })
+}
+
+fn kind_code(kind: EventKind) -> Result<String, StorageError> {
+    match to_json(&kind)? {
+        Value::String(s) => Ok(s),
+        _ => Err(invalid("event kind has no code")),
+    }
+}
+
+/// The appointment without its PHI fields, as stored in `doc`.
+fn without_phi(a: &Appointment) -> Appointment {
+    Appointment {
+        reason: None,
+        notes: None,
+        ..a.clone()
+    }
+}
+
+fn stored_from_row(row: &Row) -> Result<StoredAppointment, Fail> {
+    let key: i64 = row.try_get(0)?;
+    let version: i64 = row.try_get(1)?;
+    let hold_expires_at: Option<DateTime<Utc>> = row.try_get(2)?;
+    let doc: Value = row.try_get(3)?;
+    let reason: Option<String> = row.try_get(4)?;
+    let notes: Option<String> = row.try_get(5)?;
+    let mut appointment: Appointment = from_json(doc, "appointment")?;
+    appointment.reason = reason.map(Phi);
+    appointment.notes = notes.map(Phi);
+    Ok(StoredAppointment {
+        key: to_u64(key)?,
+        version: to_u64(version)?,
+        hold_expires_at,
+        appointment,
+    })
+}
+
+/// The busy span of an appointment that holds time, in epoch seconds.
+fn busy_span(a: &Appointment) -> Option<(i64, i64)> {
+    if !a.status.holds_time() {
+        return None;
+    }
+    let (start, end) = (a.start?.timestamp(), a.end?.timestamp());
+    Some((
+        start - i64::from(a.buffer_before_min) * 60,
+        end + i64::from(a.buffer_after_min) * 60,
+    ))
+}
+
+/// The most spans overlapping at one instant (half-open spans).
+fn max_depth(spans: &[(i64, i64)]) -> u64 {
+    let mut edges: Vec<(i64, i64)> = spans.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
+    edges.sort_unstable();
+    let (mut depth, mut most) = (0i64, 0i64);
+    for (_, d) in edges {
+        depth += d;
+        most = most.max(depth);
+    }
+    u64::try_from(most).unwrap_or(0)
+}
+
+/// Writes the columns of an appointment (insert or update).
+struct Columns {
+    status: &'static str,
+    buffer_before: i64,
+    buffer_after: i64,
+    resources: Vec<String>,
+    patient: Option<String>,
+    type_id: Option<String>,
+    doc: Value,
+    reason: Option<String>,
+    notes: Option<String>,
+}
+
+impl Columns {
+    fn of(a: &Appointment) -> Result<Self, StorageError> {
+        Ok(Self {
+            status: a.status.code(),
+            buffer_before: i64::from(a.buffer_before_min),
+            buffer_after: i64::from(a.buffer_after_min),
+            resources: a.resources.iter().map(|r| r.0.clone()).collect(),
+            patient: a.patient.as_ref().map(|p| p.0.clone()),
+            type_id: a.type_id.as_ref().map(|t| t.0.clone()),
+            doc: to_json(&without_phi(a))?,
+            reason: a.reason.as_ref().map(|p| p.0.clone()),
+            notes: a.notes.as_ref().map(|p| p.0.clone()),
+        })
+    }
+}
+
+/// Inserts the active rows of an appointment, after its claims' checks.
+/// Capacity-one claims are enforced by the exclusion constraint (plus an
+/// explicit look at rows outside it); larger ones count overlapping rows.
+/// The batch holds the lock of every claimed resource.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    tx: &mut Transaction<'_>,
+    tenant: &TenantId,
+    key: i64,
+    a: &Appointment,
+    hold: Option<DateTime<Utc>>,
+    claims: &[Claim],
+    overbook: bool,
+    now: DateTime<Utc>,
+) -> Result<(), Fail> {
+    let Some(span) = busy_span(a) else {
+        return Ok(());
+    };
+    if span.1 < span.0 {
+        return Err(invalid(format!("appointment `{}` ends before it starts", a.id)).into());
+    }
+    let (lo, hi) = (instant(span.0)?, instant(span.1)?);
+    let t = tenant.as_str();
+    let checked = !overbook && !claims.is_empty();
+    if checked {
+        // Lapsed holds never block: drop their rows from the checked spans.
+        let touched: Vec<&str> = claims
+            .iter()
+            .map(|c| c.resource.as_str())
+            .chain(a.resources.iter().map(ResourceId::as_str))
+            .collect();
+        tx.execute(
+            "DELETE FROM medsched.active_bookings
+             WHERE tenant_id = $1 AND resource_id = ANY($2)
+               AND busy && tstzrange($3, $4, '[)') AND hold_expires_at <= $5",
+            &[&t, &touched, &lo, &hi, &now],
+        )?;
+        for c in claims {
+            let r = c.resource.as_str();
+            if c.capacity <= 1 {
+                // Rows outside the constraint (overbooked or of a larger
+                // claim), and every row when this claim inserts none.
+                let all = !a.resources.contains(&c.resource);
+                let blocked = tx
+                    .query_opt(
+                        "SELECT 1 FROM medsched.active_bookings
+                         WHERE tenant_id = $1 AND resource_id = $2
+                           AND busy && tstzrange($3, $4, '[)')
+                           AND (hold_expires_at IS NULL OR hold_expires_at > $5)
+                           AND ($6 OR NOT capacity_one)
+                         LIMIT 1",
+                        &[&t, &r, &lo, &hi, &now, &all],
+                    )?
+                    .is_some();
+                if blocked {
+                    return Err(StorageError::slot_taken(&c.resource).into());
+                }
+            } else {
+                let rows = tx.query(
+                    "SELECT extract(epoch FROM greatest(lower(busy), $3))::bigint,
+                            extract(epoch FROM least(upper(busy), $4))::bigint
+                     FROM medsched.active_bookings
+                     WHERE tenant_id = $1 AND resource_id = $2
+                       AND busy && tstzrange($3, $4, '[)')
+                       AND (hold_expires_at IS NULL OR hold_expires_at > $5)",
+                    &[&t, &r, &lo, &hi, &now],
+                )?;
+                let mut spans = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    spans.push((row.try_get::<_, i64>(0)?, row.try_get::<_, i64>(1)?));
+                }
+                if max_depth(&spans) + 1 > u64::from(c.capacity) {
+                    return Err(StorageError::slot_taken(&c.resource).into());
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for r in &a.resources {
+        if !seen.insert(r) {
+            continue;
+        }
+        let capacity_one = checked && claims.iter().any(|c| &c.resource == r && c.capacity <= 1);
+        let inserted = tx.execute(
+            "INSERT INTO medsched.active_bookings
+                 (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
+             VALUES ($1, $2, $3, tstzrange($4, $5, '[)'), $6, $7)",
+            &[&t, &r.as_str(), &key, &lo, &hi, &hold, &capacity_one],
+        );
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::EXCLUSION_VIOLATION) => {
+                return Err(StorageError::slot_taken(r).into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn version_conflict(id: &AppointmentId, current: i64, expected: u64) -> StorageError {
+    StorageError::new(
+        StorageErrorKind::VersionConflict,
+        format!("appointment `{id}` is at version {current}, not {expected}"),
+    )
+}
+
+/// Applies one op inside the batch's transaction.
+fn apply(
+    tx: &mut Transaction<'_>,
+    tenant: &TenantId,
+    op: &Op,
+    now: DateTime<Utc>,
+    out: &mut Vec<Arc<StoredAppointment>>,
+) -> Result<(), Fail> {
+    let t = tenant.as_str();
+    match op {
+        Op::Insert {
+            appointment: a,
+            hold_expires_at,
+            claims,
+            overbook,
+        } => {
+            let c = Columns::of(a)?;
+            let row = tx.query_opt(
+                "INSERT INTO medsched.appointments
+                     (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
+                      buffer_before_min, buffer_after_min, resources, patient_id, type_id,
+                      doc, reason, notes)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (tenant_id, id) DO NOTHING
+                 RETURNING key",
+                &[
+                    &t,
+                    &a.id.as_str(),
+                    hold_expires_at,
+                    &c.status,
+                    &a.start,
+                    &a.end,
+                    &c.buffer_before,
+                    &c.buffer_after,
+                    &c.resources,
+                    &c.patient,
+                    &c.type_id,
+                    &c.doc,
+                    &c.reason,
+                    &c.notes,
+                ],
+            )?;
+            let Some(row) = row else {
+                return Err(StorageError::new(
+                    StorageErrorKind::Duplicate,
+                    format!("appointment `{}` already exists", a.id),
+                )
+                .into());
+            };
+            let key: i64 = row.try_get(0)?;
+            place(tx, tenant, key, a, *hold_expires_at, claims, *overbook, now)?;
+            out.push(Arc::new(StoredAppointment {
+                key: to_u64(key)?,
+                version: 1,
+                hold_expires_at: *hold_expires_at,
+                appointment: a.clone(),
+            }));
+        }
+        Op::Update {
+            appointment: a,
+            expected_version,
+            hold_expires_at,
+            claims,
+            overbook,
+        } => {
+            let row = tx
+                .query_opt(
+                    "SELECT key, version FROM medsched.appointments
+                     WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+                    &[&t, &a.id.as_str()],
+                )?
+                .ok_or_else(|| StorageError::not_found("appointment", a.id.as_str()))?;
+            let key: i64 = row.try_get(0)?;
+            let version: i64 = row.try_get(1)?;
+            if u64::try_from(version).ok() != Some(*expected_version) {
+                return Err(version_conflict(&a.id, version, *expected_version).into());
+            }
+            // Its own old rows never count against its new time.
+            tx.execute(
+                "DELETE FROM medsched.active_bookings
+                 WHERE tenant_id = $1 AND appointment_key = $2",
+                &[&t, &key],
+            )?;
+            place(tx, tenant, key, a, *hold_expires_at, claims, *overbook, now)?;
+            let c = Columns::of(a)?;
+            tx.execute(
+                "UPDATE medsched.appointments SET
+                     version = version + 1, hold_expires_at = $3, status = $4,
+                     start_at = $5, end_at = $6, buffer_before_min = $7,
+                     buffer_after_min = $8, resources = $9, patient_id = $10,
+                     type_id = $11, doc = $12, reason = $13, notes = $14
+                 WHERE tenant_id = $1 AND key = $2",
+                &[
+                    &t,
+                    &key,
+                    hold_expires_at,
+                    &c.status,
+                    &a.start,
+                    &a.end,
+                    &c.buffer_before,
+                    &c.buffer_after,
+                    &c.resources,
+                    &c.patient,
+                    &c.type_id,
+                    &c.doc,
+                    &c.reason,
+                    &c.notes,
+                ],
+            )?;
+            out.push(Arc::new(StoredAppointment {
+                key: to_u64(key)?,
+                version: to_u64(version)?.saturating_add(1),
+                hold_expires_at: *hold_expires_at,
+                appointment: a.clone(),
+            }));
+        }
+        Op::Emit(NewEvent { kind, due_at, data }) => {
+            tx.execute(
+                "INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &t,
+                    &kind_code(*kind)?,
+                    due_at,
+                    &data.appointment.as_ref().map(AppointmentId::as_str),
+                    &to_json(data)?,
+                ],
+            )?;
+        }
+        Op::Supersede { appointment, kinds } => {
+            let codes = kinds
+                .iter()
+                .map(|k| kind_code(*k))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.execute(
+                "DELETE FROM medsched.outbox
+                 WHERE tenant_id = $1 AND appointment_id = $2 AND kind = ANY($3)",
+                &[&t, &appointment.as_str(), &codes],
+            )?;
+        }
+        Op::AddWaitlist(entry) => {
+            let n = tx.execute(
+                "INSERT INTO medsched.waitlist (tenant_id, id, type_id, created_at, data)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, id) DO NOTHING",
+                &[
+                    &t,
+                    &entry.id,
+                    &entry.type_id.as_str(),
+                    &entry.created_at,
+                    &to_json(entry)?,
+                ],
+            )?;
+            if n == 0 {
+                return Err(StorageError::new(
+                    StorageErrorKind::Duplicate,
+                    format!("waitlist entry `{}` already exists", entry.id),
+                )
+                .into());
+            }
+        }
+        Op::RemoveWaitlist { id } => {
+            tx.execute(
+                "DELETE FROM medsched.waitlist WHERE tenant_id = $1 AND id = $2",
+                &[&t, id],
+            )?;
+        }
+        Op::Audit(entry) => {
+            seal_audit(tx, tenant, entry.clone())?;
+        }
+        _ => {
+            return Err(invalid("operation not supported by this store").into());
+        }
+    }
+    Ok(())
+}
+
+/// Appends to the tenant's chain; the caller holds the tenant's audit lock.
+fn seal_audit(
+    tx: &mut Transaction<'_>,
+    tenant: &TenantId,
+    entry: NewAudit,
+) -> Result<AuditRecord, Fail> {
+    let t = tenant.as_str();
+    let head = tx.query_opt(
+        "SELECT seq, hash FROM medsched.audit WHERE tenant_id = $1
+         ORDER BY seq DESC LIMIT 1",
+        &[&t],
+    )?;
+    let (seq, prev) = match head {
+        Some(row) => (to_u64(row.try_get::<_, i64>(0)?)?, row.try_get(1)?),
+        None => (0, GENESIS.to_owned()),
+    };
+    let record = AuditRecord::seal(seq.saturating_add(1), entry, &prev);
+    let e = &record.entry;
+    tx.execute(
+        "INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
+             reason_code, policy_version, break_glass, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &t,
+            &to_i64(record.seq, "audit position")?,
+            &e.at,
+            &e.actor,
+            &e.action,
+            &e.record,
+            &e.decision,
+            &e.reason_code,
+            &e.policy_version,
+            &e.break_glass,
+            &record.prev_hash,
+            &record.hash,
+        ],
+    )?;
+    Ok(record)
+}
+
+/// The recorded result of an idempotency key, PHI read back from the rows.
+fn idempotency_lookup(
+    tx: &mut Transaction<'_>,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<(String, Committed)>, Fail> {
+    let t = tenant.as_str();
+    let Some(row) = tx.query_opt(
+        "SELECT fingerprint, result FROM medsched.idempotency
+         WHERE tenant_id = $1 AND key = $2",
+        &[&t, &key],
+    )?
+    else {
+        return Ok(None);
+    };
+    let fingerprint: String = row.try_get(0)?;
+    let result: Value = row.try_get(1)?;
+    let stored: Vec<StoredAppointment> = from_json(result, "idempotency result")?;
+    let mut appointments = Vec::with_capacity(stored.len());
+    for mut s in stored {
+        let phi = tx.query_opt(
+            "SELECT reason, notes FROM medsched.appointments WHERE tenant_id = $1 AND key = $2",
+            &[&t, &to_i64(s.key, "appointment key")?],
+        )?;
+        if let Some(phi) = phi {
+            s.appointment.reason = phi.try_get::<_, Option<String>>(0)?.map(Phi);
+            s.appointment.notes = phi.try_get::<_, Option<String>>(1)?.map(Phi);
+        }
+        appointments.push(Arc::new(s));
+    }
+    Ok(Some((
+        fingerprint,
+        Committed {
+            appointments,
+            replayed: true,
+        },
+    )))
+}
+
+fn commit_tx(
+    tx: &mut Transaction<'_>,
+    tenant: &TenantId,
+    batch: &Batch,
+) -> Result<Committed, Fail> {
+    let t = tenant.as_str();
+    // Locks in one fixed order: idempotency key, resources (sorted), audit.
+    if let Some(idem) = &batch.idempotency {
+        lock(tx, LOCK_IDEMPOTENCY, tenant, &idem.key)?;
+        if let Some((fingerprint, first)) = idempotency_lookup(tx, tenant, &idem.key)? {
+            if fingerprint != idem.fingerprint {
+                return Err(StorageError::new(
+                    StorageErrorKind::IdempotencyMismatch,
+                    "idempotency key reused with different parameters",
+                )
+                .into());
+            }
+            return Ok(first);
+        }
+    }
+    // Every claimed resource is locked, in sorted order, before any row is
+    // written: writers of one resource queue here instead of waiting on each
+    // other's uncommitted rows inside the exclusion constraint, where two
+    // inserts (or a move and an insert) would deadlock. The constraint
+    // stays the guarantee; the locks make contention cheap.
+    let mut claimed: BTreeSet<&str> = BTreeSet::new();
+    let mut audited = false;
+    for op in &batch.ops {
+        match op {
+            Op::Insert {
+                claims, overbook, ..
+            }
+            | Op::Update {
+                claims, overbook, ..
+            } if !overbook => {
+                claimed.extend(claims.iter().map(|c| c.resource.as_str()));
+            }
+            Op::Audit(_) => audited = true,
+            _ => {}
+        }
+    }
+    for r in claimed {
+        lock(tx, LOCK_RESOURCE, tenant, r)?;
+    }
+    if audited {
+        lock(tx, LOCK_AUDIT, tenant, "")?;
+    }
+    let mut out = Vec::new();
+    for op in &batch.ops {
+        apply(tx, tenant, op, batch.now, &mut out)?;
+    }
+    if let Some(idem) = &batch.idempotency {
+        let stripped: Vec<StoredAppointment> = out
+            .iter()
+            .map(|s| StoredAppointment {
+                appointment: without_phi(&s.appointment),
+                ..(**s).clone()
+            })
+            .collect();
+        tx.execute(
+            "INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
+             VALUES ($1, $2, $3, $4)",
+            &[&t, &idem.key, &idem.fingerprint, &to_json(&stripped)?],
+        )?;
+    }
+    Ok(Committed {
+        appointments: out,
+        replayed: false,
+    })
+}
+
+impl Store for PgStore {
+    fn catalog(&self, tenant: &TenantId) -> Result<VersionedCatalog, StorageError> {
+        self.run(Some(tenant), true, |tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT version, data FROM medsched.catalogs WHERE tenant_id = $1",
+                    &[&tenant.as_str()],
+                )?
+                .ok_or_else(|| StorageError::not_found("catalog of tenant", tenant.as_str()))?;
+            let version: i64 = row.try_get(0)?;
+            let data: Value = row.try_get(1)?;
+            let catalog: Clinic = from_json(data, "catalog")?;
+            Ok(VersionedCatalog {
+                version: to_u64(version)?,
+                catalog: Arc::new(catalog),
+            })
+        })
+    }
+
+    fn catalog_version(&self, tenant: &TenantId) -> Result<u64, StorageError> {
+        self.run(Some(tenant), true, |tx| {
+            let row = tx.query_opt(
+                "SELECT version FROM medsched.catalogs WHERE tenant_id = $1",
+                &[&tenant.as_str()],
+            )?;
+            match row {
+                Some(row) => Ok(to_u64(row.try_get(0)?)?),
+                None => Ok(0),
+            }
+        })
+    }
+
+    fn replace_catalog(
+        &self,
+        tenant: &TenantId,
+        catalog: Clinic,
+        expected_version: u64,
+    ) -> Result<u64, StorageError> {
+        if !catalog.appointments.is_empty() {
+            return Err(invalid(
+                "a catalog holds no appointments; commit them as inserts",
+            ));
+        }
+        let data = to_json(&catalog)?;
+        let expected = to_i64(expected_version, "catalog version")?;
+        self.run(Some(tenant), true, |tx| {
+            let t = tenant.as_str();
+            let row = if expected == 0 {
+                tx.query_opt(
+                    "INSERT INTO medsched.catalogs (tenant_id, version, data) VALUES ($1, 1, $2)
+                     ON CONFLICT (tenant_id) DO NOTHING RETURNING version",
+                    &[&t, &data],
+                )?
+            } else {
+                tx.query_opt(
+                    "UPDATE medsched.catalogs SET version = version + 1, data = $3
+                     WHERE tenant_id = $1 AND version = $2 RETURNING version",
+                    &[&t, &expected, &data],
+                )?
+            };
+            if let Some(row) = row {
+                return Ok(to_u64(row.try_get(0)?)?);
+            }
+            let current: i64 = tx
+                .query_opt(
+                    "SELECT version FROM medsched.catalogs WHERE tenant_id = $1",
+                    &[&t],
+                )?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(0);
+            Err(StorageError::new(
+                StorageErrorKind::VersionConflict,
+                format!("catalog is at version {current}, not {expected_version}"),
+            )
+            .into())
+        })
+    }
+
+    fn bookings(
+        &self,
+        tenant: &TenantId,
+        q: &BookingsQuery<'_>,
+        out: &mut Vec<BookingRow>,
+    ) -> Result<(), StorageError> {
+        if q.resources.is_empty() || q.to <= q.from {
+            return Ok(());
+        }
+        let resources: Vec<&str> = q.resources.iter().map(ResourceId::as_str).collect();
+        let (from, to, now) = (instant(q.from)?, instant(q.to)?, instant(q.now)?);
+        let want = q.type_id.map(AppointmentTypeId::as_str);
+        let rows = self.run(Some(tenant), true, |tx| {
+            Ok(tx.query(
+                "SELECT q.pos, extract(epoch FROM a.start_at)::bigint,
+                        extract(epoch FROM a.end_at)::bigint,
+                        a.buffer_before_min, a.buffer_after_min, a.key,
+                        coalesce(a.type_id = $6, false)
+                 FROM unnest($2::text[]) WITH ORDINALITY AS q(resource_id, pos)
+                 JOIN medsched.active_bookings b
+                   ON b.tenant_id = $1 AND b.resource_id = q.resource_id
+                 JOIN medsched.appointments a
+                   ON a.tenant_id = b.tenant_id AND a.key = b.appointment_key
+                 WHERE b.busy && tstzrange($3, $4, '[)')
+                   AND (b.hold_expires_at IS NULL OR b.hold_expires_at > $5)
+                 ORDER BY q.pos, a.start_at, a.key",
+                &[&tenant.as_str(), &resources, &from, &to, &now, &want],
+            )?)
+        })?;
+        out.reserve(rows.len());
+        let integrity =
+            |_| StorageError::new(StorageErrorKind::Integrity, "stored booking is unreadable");
+        for row in &rows {
+            let pos: i64 = row.try_get(0).map_err(integrity)?;
+            out.push(BookingRow {
+                resource: u32::try_from(pos.saturating_sub(1)).unwrap_or(u32::MAX),
+                start: row.try_get(1).map_err(integrity)?,
+                end: row.try_get(2).map_err(integrity)?,
+                buffer_before: row.try_get::<_, i64>(3).map_err(integrity)? * 60,
+                buffer_after: row.try_get::<_, i64>(4).map_err(integrity)? * 60,
+                key: to_u64(row.try_get(5).map_err(integrity)?)?,
+                same_type: row.try_get(6).map_err(integrity)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn patient_bookings(
+        &self,
+        tenant: &TenantId,
+        patient: &PatientId,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<Vec<Arc<StoredAppointment>>, StorageError> {
+        let (lo, hi) = (instant(from)?, instant(to)?);
+        self.run(Some(tenant), true, |tx| {
+            let rows = tx.query(
+                &format!(
+                    "SELECT {APPT_COLS} FROM medsched.appointments
+                     WHERE tenant_id = $1 AND patient_id = $2
+                       AND start_at < $4 AND end_at > $3
+                     ORDER BY start_at, key"
+                ),
+                &[&tenant.as_str(), &patient.as_str(), &lo, &hi],
+            )?;
+            let mut found = Vec::new();
+            for row in &rows {
+                let s = stored_from_row(row)?;
+                if s.busy_at(now).is_some() {
+                    found.push(Arc::new(s));
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn appointment(
+        &self,
+        tenant: &TenantId,
+        id: &AppointmentId,
+    ) -> Result<Arc<StoredAppointment>, StorageError> {
+        self.run(Some(tenant), true, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {APPT_COLS} FROM medsched.appointments
+                         WHERE tenant_id = $1 AND id = $2"
+                    ),
+                    &[&tenant.as_str(), &id.as_str()],
+                )?
+                .ok_or_else(|| StorageError::not_found("appointment", id.as_str()))?;
+            Ok(Arc::new(stored_from_row(&row)?))
+        })
+    }
+
+    fn appointment_by_key(
+        &self,
+        tenant: &TenantId,
+        key: AppointmentKey,
+    ) -> Result<Arc<StoredAppointment>, StorageError> {
+        let missing = || StorageError::not_found("appointment key", &key.to_string());
+        let k = i64::try_from(key).map_err(|_| missing())?;
+        self.run(Some(tenant), true, |tx| {
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {APPT_COLS} FROM medsched.appointments
+                         WHERE tenant_id = $1 AND key = $2"
+                    ),
+                    &[&tenant.as_str(), &k],
+                )?
+                .ok_or_else(missing)?;
+            Ok(Arc::new(stored_from_row(&row)?))
+        })
+    }
+
+    fn idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<(String, Committed)>, StorageError> {
+        self.run(Some(tenant), true, |tx| idempotency_lookup(tx, tenant, key))
+    }
+
+    fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
+        // With an idempotency key, a retry after an unknown COMMIT outcome
+        // replays the first result instead of applying twice.
+        let idempotent = batch.idempotency.is_some();
+        self.run(Some(tenant), idempotent, |tx| commit_tx(tx, tenant, &batch))
+    }
+
+    fn claim_events(
+        &self,
+        tenant: &TenantId,
+        worker: &str,
+        max: usize,
+        now: DateTime<Utc>,
+        lease_secs: i64,
+    ) -> Result<Vec<OutboxEvent>, StorageError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let until = now
+            .checked_add_signed(chrono::TimeDelta::seconds(lease_secs))
+            .ok_or_else(|| invalid("lease out of range"))?;
+        let rows = self.run(Some(tenant), false, |tx| {
+            Ok(tx.query(
+                "WITH c AS (
+                     SELECT tenant_id, id FROM medsched.outbox
+                     WHERE tenant_id = $1 AND due_at <= $2
+                       AND (lease_until IS NULL OR lease_until <= $2)
+                     ORDER BY due_at, id
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE medsched.outbox o
+                 SET lease_owner = $4, lease_until = $5, attempts = o.attempts + 1
+                 FROM c WHERE o.tenant_id = c.tenant_id AND o.id = c.id
+                 RETURNING o.id, o.kind, o.due_at, o.data, o.attempts",
+                &[&tenant.as_str(), &now, &limit, &worker, &until],
+            )?)
+        })?;
+        let mut events = Vec::with_capacity(rows.len());
+        let integrity =
+            |_| StorageError::new(StorageErrorKind::Integrity, "stored event is unreadable");
+        for row in &rows {
+            let kind: String = row.try_get(1).map_err(integrity)?;
+            let data: Value = row.try_get(3).map_err(integrity)?;
+            let attempts: i32 = row.try_get(4).map_err(integrity)?;
+            events.push(OutboxEvent {
+                id: to_u64(row.try_get(0).map_err(integrity)?)?,
+                tenant: tenant.clone(),
+                kind: from_json(Value::String(kind), "event kind")?,
+                due_at: row.try_get(2).map_err(integrity)?,
+                data: from_json::<EventData>(data, "event")?,
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            });
+        }
+        events.sort_by_key(|e| (e.due_at, e.id));
+        Ok(events)
+    }
+
+    fn ack_event(
+        &self,
+        tenant: &TenantId,
+        event_id: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let missing = || StorageError::not_found("event", &event_id.to_string());
+        let id = i64::try_from(event_id).map_err(|_| missing())?;
+        self.run(Some(tenant), true, |tx| {
+            let t = tenant.as_str();
+            let n = tx.execute(
+                "DELETE FROM medsched.outbox
+                 WHERE tenant_id = $1 AND id = $2 AND lease_owner = $3 AND lease_until > $4",
+                &[&t, &id, &worker, &now],
+            )?;
+            if n == 1 {
+                return Ok(());
+            }
+            let exists = tx
+                .query_opt(
+                    "SELECT 1 FROM medsched.outbox WHERE tenant_id = $1 AND id = $2",
+                    &[&t, &id],
+                )?
+                .is_some();
+            if !exists {
+                return Err(missing().into());
+            }
+            Err(StorageError::new(
+                StorageErrorKind::LeaseLost,
+                format!("event {event_id} is not leased to this worker"),
+            )
+            .into())
+        })
+    }
+
+    fn append_audit(
+        &self,
+        tenant: &TenantId,
+        entry: NewAudit,
+    ) -> Result<AuditRecord, StorageError> {
+        self.run(Some(tenant), false, |tx| {
+            lock(tx, LOCK_AUDIT, tenant, "")?;
+            seal_audit(tx, tenant, entry.clone())
+        })
+    }
+
+    fn audit_records(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        let from = i64::try_from(from_seq.max(1)).unwrap_or(i64::MAX);
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        self.run(Some(tenant), true, |tx| {
+            let rows = tx.query(
+                "SELECT seq, at, actor, action, record, decision, reason_code,
+                        policy_version, break_glass, prev_hash, hash
+                 FROM medsched.audit WHERE tenant_id = $1 AND seq >= $2
+                 ORDER BY seq LIMIT $3",
+                &[&tenant.as_str(), &from, &limit],
+            )?;
+            let mut records = Vec::with_capacity(rows.len());
+            for row in &rows {
+                records.push(AuditRecord {
+                    seq: to_u64(row.try_get(0)?)?,
+                    entry: NewAudit {
+                        at: row.try_get(1)?,
+                        actor: row.try_get(2)?,
+                        action: row.try_get(3)?,
+                        record: row.try_get(4)?,
+                        decision: row.try_get(5)?,
+                        reason_code: row.try_get(6)?,
+                        policy_version: row.try_get(7)?,
+                        break_glass: row.try_get(8)?,
+                    },
+                    prev_hash: row.try_get(9)?,
+                    hash: row.try_get(10)?,
+                });
+            }
+            Ok(records)
+        })
+    }
+
+    fn waitlist(
+        &self,
+        tenant: &TenantId,
+        type_id: &AppointmentTypeId,
+    ) -> Result<Vec<WaitlistEntry>, StorageError> {
+        self.run(Some(tenant), true, |tx| {
+            let rows = tx.query(
+                "SELECT data FROM medsched.waitlist WHERE tenant_id = $1 AND type_id = $2
+                 ORDER BY created_at, id COLLATE \"C\"",
+                &[&tenant.as_str(), &type_id.as_str()],
+            )?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Json(v): Json<Value> = row.try_get(0)?;
+                entries.push(from_json(v, "waitlist entry")?);
+            }
+            Ok(entries)
+        })
+    }
+}
