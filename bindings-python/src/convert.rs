@@ -2,7 +2,7 @@
 //! `datetime` objects (any tzinfo, `zoneinfo` included); they reach the
 //! core as UTC instants and leave it as aware UTC datetimes.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDateTime, PyTzInfo};
@@ -36,4 +36,25 @@ pub(crate) fn instant_opt(
     obj: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<DateTime<Utc>>> {
     obj.map(|o| instant(field, o)).transpose()
+}
+
+/// A naive `datetime` as local wall time (for rules that are civil time in
+/// a named zone). An aware one is refused with `InvalidInputError`: its
+/// offset would silently disagree with the zone.
+pub(crate) fn wall_time(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<NaiveDateTime> {
+    let py = obj.py();
+    if obj.cast::<PyDateTime>().is_err() {
+        return Err(PyTypeError::new_err(format!(
+            "`{field}` must be a datetime.datetime, not {}",
+            obj.get_type().name()?
+        )));
+    }
+    if !obj.getattr("tzinfo")?.is_none() {
+        return Err(errors::invalid(
+            py,
+            field,
+            "aware datetime; pass naive wall time in `zone`, e.g. datetime(2027, 3, 15, 9, 0)",
+        ));
+    }
+    obj.extract()
 }

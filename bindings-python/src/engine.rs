@@ -9,13 +9,21 @@ use chrono::{DateTime, Duration, Utc};
 use medsched_core::error::Error as CoreError;
 use medsched_core::policy::Policy;
 use medsched_core::records::MemoryStore;
-use medsched_core::{BookRequest, Clock, FnClock, Format, SlotQuery};
+use medsched_core::records::{
+    AppointmentStatus, AppointmentTypeId, PatientId, ResourceId, WaitlistEntry,
+};
+use medsched_core::{
+    BookRequest, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal, SlotQuery,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::convert::{instant, instant_opt};
+use crate::convert::{instant, instant_opt, wall_time};
 use crate::errors;
-use crate::types::{Appointment, Event, Principal, Slot};
+use crate::types::{
+    Appointment, AuditRecord, Booking, Elevation, Event, Explanation, OccurrenceReport, Principal,
+    SeriesBooking, Slot,
+};
 
 type Core = medsched_core::Engine<MemoryStore>;
 
@@ -206,7 +214,7 @@ impl Engine {
         idempotency_key: Option<String>,
         overbook: bool,
         bypass_notice: bool,
-    ) -> PyResult<Appointment> {
+    ) -> PyResult<Booking> {
         let req = BookRequest {
             id: None,
             type_id,
@@ -221,9 +229,263 @@ impl Engine {
         };
         let who = principal.to_core();
         self.run(py, move |core| {
-            core.book(&who, &req)
-                .map(|b| Appointment::from(&*b.appointment))
+            core.book(&who, &req).map(|b| Booking::from(&b))
         })
+    }
+
+    /// Holds a slot for `ttl` (default: the engine's hold time).
+    #[pyo3(signature = (principal, type_id, start, *, ttl = None, resources = None, patient = None, reason = None, notes = None, idempotency_key = None, overbook = false, bypass_notice = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn hold(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        start: &Bound<'_, PyAny>,
+        ttl: Option<Duration>,
+        resources: Option<Vec<String>>,
+        patient: Option<String>,
+        reason: Option<String>,
+        notes: Option<String>,
+        idempotency_key: Option<String>,
+        overbook: bool,
+        bypass_notice: bool,
+    ) -> PyResult<Booking> {
+        let req = BookRequest {
+            id: None,
+            type_id,
+            start: instant("start", start)?,
+            resources: resources.unwrap_or_default(),
+            patient,
+            reason,
+            notes,
+            idempotency_key,
+            overbook,
+            bypass_notice,
+        };
+        let ttl_secs = ttl.map(|d| d.num_seconds());
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.hold(&who, &req, ttl_secs).map(|b| Booking::from(&b))
+        })
+    }
+
+    /// Confirms a hold at `expected_version`.
+    fn confirm(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+        expected_version: u64,
+    ) -> PyResult<Appointment> {
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.confirm(&who, &id, expected_version)
+                .map(|a| Appointment::from(&*a))
+        })
+    }
+
+    /// Moves an appointment at `expected_version` to `new_start`.
+    #[pyo3(signature = (principal, id, expected_version, new_start, *, resources = None))]
+    fn reschedule(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+        expected_version: u64,
+        new_start: &Bound<'_, PyAny>,
+        resources: Option<Vec<String>>,
+    ) -> PyResult<Appointment> {
+        let new_start = instant("new_start", new_start)?;
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.reschedule(&who, &id, expected_version, new_start, resources)
+                .map(|a| Appointment::from(&*a))
+        })
+    }
+
+    /// Changes an appointment's status (a FHIR code) at `expected_version`.
+    fn transition(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+        expected_version: u64,
+        status: String,
+    ) -> PyResult<Appointment> {
+        let to: AppointmentStatus =
+            serde_json::from_value(serde_json::Value::String(status.clone())).map_err(|_| {
+                errors::invalid(py, "status", &format!("unknown FHIR status `{status}`"))
+            })?;
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.transition(&who, &id, expected_version, to)
+                .map(|a| Appointment::from(&*a))
+        })
+    }
+
+    /// Books every occurrence of a recurring rule in wall time of `zone`.
+    #[pyo3(signature = (principal, type_id, zone, dtstart, rrule, *, resources = None, patient = None, policy = "all_or_nothing", idempotency_key = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn book_series(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        zone: String,
+        dtstart: &Bound<'_, PyAny>,
+        rrule: String,
+        resources: Option<Vec<String>>,
+        patient: Option<String>,
+        policy: &str,
+        idempotency_key: Option<String>,
+    ) -> PyResult<SeriesBooking> {
+        let policy = match policy {
+            "all_or_nothing" => SeriesPolicy::AllOrNothing,
+            "book_free" => SeriesPolicy::BookFree,
+            other => {
+                return Err(errors::invalid(
+                    py,
+                    "policy",
+                    &format!("`{other}`; expected `all_or_nothing` or `book_free`"),
+                ))
+            }
+        };
+        let proposal = SeriesProposal {
+            type_id,
+            zone,
+            dtstart: wall_time("dtstart", dtstart)?,
+            rrule,
+            resources: resources.unwrap_or_default(),
+            patient,
+        };
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.book_series(&who, &proposal, policy, idempotency_key.as_deref())
+                .map(|s| SeriesBooking::from(&s))
+        })
+    }
+
+    /// Why `resource` can or cannot take an appointment of `type_id` at
+    /// `start`.
+    #[pyo3(signature = (principal, type_id, resource, start, *, patient = None))]
+    fn explain(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        resource: String,
+        start: &Bound<'_, PyAny>,
+        patient: Option<String>,
+    ) -> PyResult<Explanation> {
+        let start = instant("start", start)?;
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.explain(&who, &type_id, &resource, start, patient.as_deref())
+                .map(|e| Explanation::from(&e))
+        })
+    }
+
+    /// The conflict check of a proposed appointment.
+    #[pyo3(signature = (principal, type_id, start, *, resources = None, patient = None))]
+    fn check(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        type_id: String,
+        start: &Bound<'_, PyAny>,
+        resources: Option<Vec<String>>,
+        patient: Option<String>,
+    ) -> PyResult<OccurrenceReport> {
+        let proposal = Proposal {
+            type_id,
+            start: instant("start", start)?,
+            resources: resources.unwrap_or_default(),
+            patient,
+        };
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.check(&who, &proposal)
+                .map(|r| OccurrenceReport::from(&r))
+        })
+    }
+
+    /// Puts a patient on the waitlist for `type_id` in `[start, end)`.
+    #[pyo3(signature = (principal, id, patient, type_id, start, end, *, resources = None, created_at = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_waitlist(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        id: String,
+        patient: String,
+        type_id: String,
+        start: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+        resources: Option<Vec<String>>,
+        created_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let from = instant("start", start)?;
+        let to = instant("end", end)?;
+        let created_at = instant_opt("created_at", created_at)?;
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            let entry = WaitlistEntry {
+                id,
+                patient: PatientId(patient),
+                type_id: AppointmentTypeId(type_id),
+                resources: resources
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(ResourceId)
+                    .collect(),
+                from,
+                to,
+                created_at: created_at.unwrap_or_else(|| core.now()),
+            };
+            core.add_waitlist(&who, entry)
+        })
+    }
+
+    /// Break-glass: emergency access to one patient for `minutes`.
+    fn break_glass(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        patient: String,
+        reason: String,
+        minutes: i64,
+    ) -> PyResult<Elevation> {
+        // Out-of-range minutes become 0, which the core refuses with its
+        // own message (it owns the limit).
+        let minutes = u32::try_from(minutes).unwrap_or(0);
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.break_glass(&who, &patient, &reason, minutes)
+                .map(Elevation::from)
+        })
+    }
+
+    /// The audit trail from `from_seq`, at most `max` records.
+    #[pyo3(signature = (principal, from_seq = 1, max = 1000))]
+    fn audit_trail(
+        &self,
+        py: Python<'_>,
+        principal: &Principal,
+        from_seq: u64,
+        max: usize,
+    ) -> PyResult<Vec<AuditRecord>> {
+        let who = principal.to_core();
+        self.run(py, move |core| {
+            core.audit_trail(&who, from_seq, max)
+                .map(|rs| rs.iter().map(AuditRecord::from).collect())
+        })
+    }
+
+    /// Verifies the whole audit chain; returns how many records it holds.
+    fn verify_audit(&self, py: Python<'_>, principal: &Principal) -> PyResult<u64> {
+        let who = principal.to_core();
+        self.run(py, move |core| core.verify_audit(&who))
     }
 
     /// Cancels an appointment at `expected_version`, recording why.

@@ -20,6 +20,14 @@ fn _medsched(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Slot>()?;
     m.add_class::<types::Appointment>()?;
     m.add_class::<types::Event>()?;
+    m.add_class::<types::Guardianship>()?;
+    m.add_class::<types::Elevation>()?;
+    m.add_class::<types::Booking>()?;
+    m.add_class::<types::Reason>()?;
+    m.add_class::<types::Explanation>()?;
+    m.add_class::<types::OccurrenceReport>()?;
+    m.add_class::<types::SeriesBooking>()?;
+    m.add_class::<types::AuditRecord>()?;
     m.add_class::<engine::Engine>()?;
     m.add(
         "ERROR_CODES",

@@ -3,9 +3,14 @@
 //! notes) is never part of a `repr` or of `Debug`.
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use medsched_core::engine::{Booking as CoreBooking, SeriesBooking as CoreSeriesBooking};
+use medsched_core::explain::{Explanation as CoreExplanation, OccurrenceReport as CoreReport};
 use medsched_core::policy;
-use medsched_core::records::{OutboxEvent, Phi, StoredAppointment};
+use medsched_core::records::{AuditRecord as CoreAudit, OutboxEvent, Phi, StoredAppointment};
+use medsched_core::Reason as CoreReason;
 use pyo3::prelude::*;
+
+use crate::convert::{instant, instant_opt};
 
 fn iso(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
@@ -29,6 +34,98 @@ fn texts(v: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
+/// A guardian's authority over a ward (a patient id), valid in
+/// `[valid_from, until)`; open-ended where `None`.
+#[pyclass(frozen, eq, from_py_object, module = "medsched._medsched")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Guardianship {
+    #[pyo3(get)]
+    patient: String,
+    #[pyo3(get)]
+    valid_from: Option<DateTime<Utc>>,
+    #[pyo3(get)]
+    until: Option<DateTime<Utc>>,
+}
+
+#[pymethods]
+impl Guardianship {
+    #[new]
+    #[pyo3(signature = (patient, valid_from = None, until = None))]
+    fn new(
+        patient: String,
+        valid_from: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            patient,
+            valid_from: instant_opt("valid_from", valid_from)?,
+            until: instant_opt("until", until)?,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Guardianship(valid_from={}, until={})",
+            iso_opt(self.valid_from.as_ref()),
+            iso_opt(self.until.as_ref())
+        )
+    }
+}
+
+/// A break-glass elevation granted by `Engine.break_glass`: emergency
+/// access to one patient until `expires_at`.
+#[pyclass(frozen, eq, from_py_object, module = "medsched._medsched")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Elevation {
+    #[pyo3(get)]
+    patient: String,
+    #[pyo3(get)]
+    reason: String,
+    #[pyo3(get)]
+    granted_at: DateTime<Utc>,
+    #[pyo3(get)]
+    expires_at: DateTime<Utc>,
+}
+
+impl From<policy::Elevation> for Elevation {
+    fn from(e: policy::Elevation) -> Self {
+        Self {
+            patient: e.patient,
+            reason: e.reason,
+            granted_at: e.granted_at,
+            expires_at: e.expires_at,
+        }
+    }
+}
+
+#[pymethods]
+impl Elevation {
+    /// Rebuilds an elevation the host stored (e.g. in its session); only
+    /// `Engine.break_glass` grants new ones.
+    #[new]
+    fn new(
+        patient: String,
+        reason: String,
+        granted_at: &Bound<'_, PyAny>,
+        expires_at: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            patient,
+            reason,
+            granted_at: instant("granted_at", granted_at)?,
+            expires_at: instant("expires_at", expires_at)?,
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Elevation(granted_at={}, expires_at={})",
+            iso(&self.granted_at),
+            iso(&self.expires_at)
+        )
+    }
+}
+
 /// Who is asking: a user in a tenant with roles from the policy.
 #[pyclass(frozen, eq, module = "medsched._medsched")]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +142,17 @@ pub(crate) struct Principal {
     resources: Vec<String>,
     #[pyo3(get)]
     departments: Vec<String>,
+    #[pyo3(get)]
+    guardianships: Vec<Guardianship>,
+    #[pyo3(get)]
+    elevations: Vec<Elevation>,
 }
 
 #[pymethods]
 impl Principal {
     #[new]
-    #[pyo3(signature = (user, tenant, roles = Vec::new(), patient = None, resources = Vec::new(), departments = Vec::new()))]
+    #[pyo3(signature = (user, tenant, roles = Vec::new(), patient = None, resources = Vec::new(), departments = Vec::new(), guardianships = Vec::new(), elevations = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         user: String,
         tenant: String,
@@ -58,6 +160,8 @@ impl Principal {
         patient: Option<String>,
         resources: Vec<String>,
         departments: Vec<String>,
+        guardianships: Vec<Guardianship>,
+        elevations: Vec<Elevation>,
     ) -> Self {
         Self {
             user,
@@ -66,7 +170,16 @@ impl Principal {
             patient,
             resources,
             departments,
+            guardianships,
+            elevations,
         }
+    }
+
+    /// A copy of this principal that also carries `elevation`.
+    fn with_elevation(&self, elevation: Elevation) -> Self {
+        let mut next = self.clone();
+        next.elevations.push(elevation);
+        next
     }
 
     fn __repr__(&self) -> String {
@@ -89,7 +202,25 @@ impl Principal {
             patient: self.patient.clone(),
             resources: self.resources.clone(),
             departments: self.departments.clone(),
-            ..policy::Principal::default()
+            guardianships: self
+                .guardianships
+                .iter()
+                .map(|g| policy::Guardianship {
+                    patient: g.patient.clone(),
+                    from: g.valid_from,
+                    until: g.until,
+                })
+                .collect(),
+            elevations: self
+                .elevations
+                .iter()
+                .map(|e| policy::Elevation {
+                    patient: e.patient.clone(),
+                    reason: e.reason.clone(),
+                    granted_at: e.granted_at,
+                    expires_at: e.expires_at,
+                })
+                .collect(),
         }
     }
 }
@@ -265,6 +396,260 @@ impl Event {
             iso(&self.due_at),
             text_opt(self.appointment.as_ref()),
             self.attempts
+        )
+    }
+}
+
+fn codes(reasons: &[CoreReason]) -> Vec<String> {
+    reasons.iter().map(|r| r.code().to_owned()).collect()
+}
+
+/// The outcome of `Engine.book` or `Engine.hold`.
+#[pyclass(frozen, module = "medsched._medsched")]
+#[derive(Debug, Clone)]
+pub(crate) struct Booking {
+    #[pyo3(get)]
+    appointment: Appointment,
+    #[pyo3(get)]
+    replayed: bool,
+    #[pyo3(get)]
+    warnings: Vec<String>,
+}
+
+impl From<&CoreBooking> for Booking {
+    fn from(b: &CoreBooking) -> Self {
+        Self {
+            appointment: Appointment::from(&*b.appointment),
+            replayed: b.replayed,
+            warnings: codes(&b.warnings),
+        }
+    }
+}
+
+#[pymethods]
+impl Booking {
+    fn __repr__(&self) -> String {
+        format!(
+            "Booking(appointment={}, replayed={}, warnings={})",
+            self.appointment.__repr__(),
+            if self.replayed { "True" } else { "False" },
+            texts(&self.warnings)
+        )
+    }
+}
+
+/// Why a start is not bookable: a stable `code` and a one-line account.
+#[pyclass(frozen, eq, hash, module = "medsched._medsched")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Reason {
+    #[pyo3(get)]
+    code: &'static str,
+    #[pyo3(get)]
+    description: String,
+}
+
+impl From<&CoreReason> for Reason {
+    fn from(r: &CoreReason) -> Self {
+        Self {
+            code: r.code(),
+            description: r.describe(),
+        }
+    }
+}
+
+#[pymethods]
+impl Reason {
+    fn __repr__(&self) -> String {
+        format!("Reason(code={})", text(self.code))
+    }
+}
+
+/// Whether one resource can take one start, and if not, why.
+#[pyclass(frozen, module = "medsched._medsched")]
+#[derive(Debug, Clone)]
+pub(crate) struct Explanation {
+    #[pyo3(get)]
+    resource: String,
+    #[pyo3(get)]
+    start: DateTime<Utc>,
+    #[pyo3(get)]
+    end: DateTime<Utc>,
+    #[pyo3(get)]
+    bookable: bool,
+    #[pyo3(get)]
+    reasons: Vec<Reason>,
+    #[pyo3(get)]
+    warnings: Vec<Reason>,
+}
+
+impl From<&CoreExplanation> for Explanation {
+    fn from(e: &CoreExplanation) -> Self {
+        Self {
+            resource: e.resource.clone(),
+            start: e.start,
+            end: e.end,
+            bookable: e.bookable,
+            reasons: e.reasons.iter().map(Reason::from).collect(),
+            warnings: e.warnings.iter().map(Reason::from).collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl Explanation {
+    fn __repr__(&self) -> String {
+        let reasons: Vec<String> = self.reasons.iter().map(|r| text(r.code)).collect();
+        format!(
+            "Explanation(resource={}, start={}, bookable={}, reasons=[{}])",
+            text(&self.resource),
+            iso(&self.start),
+            if self.bookable { "True" } else { "False" },
+            reasons.join(", ")
+        )
+    }
+}
+
+/// The conflict check of one start.
+#[pyclass(frozen, module = "medsched._medsched")]
+#[derive(Debug, Clone)]
+pub(crate) struct OccurrenceReport {
+    #[pyo3(get)]
+    start: DateTime<Utc>,
+    #[pyo3(get)]
+    end: DateTime<Utc>,
+    #[pyo3(get)]
+    bookable: bool,
+    #[pyo3(get)]
+    assigned: Vec<String>,
+    #[pyo3(get)]
+    conflicts: Vec<(Option<String>, Vec<String>)>,
+    #[pyo3(get)]
+    warnings: Vec<String>,
+    #[pyo3(get)]
+    patient_conflicts: Vec<String>,
+}
+
+impl From<&CoreReport> for OccurrenceReport {
+    fn from(r: &CoreReport) -> Self {
+        Self {
+            start: r.start,
+            end: r.end,
+            bookable: r.bookable,
+            assigned: r.assigned.clone(),
+            conflicts: r
+                .conflicts
+                .iter()
+                .map(|c| (c.resource.clone(), codes(&c.reasons)))
+                .collect(),
+            warnings: codes(&r.warnings),
+            patient_conflicts: codes(&r.patient_conflicts),
+        }
+    }
+}
+
+#[pymethods]
+impl OccurrenceReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "OccurrenceReport(start={}, end={}, bookable={}, assigned={})",
+            iso(&self.start),
+            iso(&self.end),
+            if self.bookable { "True" } else { "False" },
+            texts(&self.assigned)
+        )
+    }
+}
+
+/// The outcome of `Engine.book_series`.
+#[pyclass(frozen, module = "medsched._medsched")]
+#[derive(Debug, Clone)]
+pub(crate) struct SeriesBooking {
+    #[pyo3(get)]
+    booked: Vec<Appointment>,
+    #[pyo3(get)]
+    occurrences: Vec<OccurrenceReport>,
+    #[pyo3(get)]
+    truncated: bool,
+}
+
+impl From<&CoreSeriesBooking> for SeriesBooking {
+    fn from(s: &CoreSeriesBooking) -> Self {
+        Self {
+            booked: s.booked.iter().map(|a| Appointment::from(&**a)).collect(),
+            occurrences: s
+                .report
+                .occurrences
+                .iter()
+                .map(OccurrenceReport::from)
+                .collect(),
+            truncated: s.report.truncated,
+        }
+    }
+}
+
+#[pymethods]
+impl SeriesBooking {
+    fn __repr__(&self) -> String {
+        format!(
+            "SeriesBooking(booked={}, occurrences={}, truncated={})",
+            self.booked.len(),
+            self.occurrences.len(),
+            if self.truncated { "True" } else { "False" }
+        )
+    }
+}
+
+/// One record of the tenant's tamper-evident audit trail.
+#[pyclass(frozen, module = "medsched._medsched")]
+#[derive(Debug, Clone)]
+pub(crate) struct AuditRecord {
+    #[pyo3(get)]
+    seq: u64,
+    #[pyo3(get)]
+    at: DateTime<Utc>,
+    #[pyo3(get)]
+    actor: String,
+    #[pyo3(get)]
+    action: String,
+    #[pyo3(get)]
+    record: String,
+    #[pyo3(get)]
+    decision: String,
+    #[pyo3(get)]
+    reason_code: String,
+    #[pyo3(get)]
+    policy_version: String,
+    #[pyo3(get)]
+    break_glass: bool,
+}
+
+impl From<&CoreAudit> for AuditRecord {
+    fn from(r: &CoreAudit) -> Self {
+        let e = &r.entry;
+        Self {
+            seq: r.seq,
+            at: e.at,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            record: e.record.clone(),
+            decision: e.decision.clone(),
+            reason_code: e.reason_code.clone(),
+            policy_version: e.policy_version.clone(),
+            break_glass: e.break_glass,
+        }
+    }
+}
+
+#[pymethods]
+impl AuditRecord {
+    fn __repr__(&self) -> String {
+        format!(
+            "AuditRecord(seq={}, at={}, action={}, decision={}, break_glass={})",
+            self.seq,
+            iso(&self.at),
+            text(&self.action),
+            text(&self.decision),
+            if self.break_glass { "True" } else { "False" }
         )
     }
 }

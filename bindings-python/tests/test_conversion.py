@@ -107,7 +107,9 @@ def test_missing_clinic_file_is_a_file_not_found_error(
 
 def test_appointment_fields_and_repr(engine: medsched.Engine, admin: medsched.Principal) -> None:
     start = datetime(2027, 3, 15, 10, 0, tzinfo=NY)
-    a = engine.book(admin, "consult", start, resources=["dr-ames", "room-1"], patient="p-7")
+    a = engine.book(
+        admin, "consult", start, resources=["dr-ames", "room-1"], patient="p-7"
+    ).appointment
     assert isinstance(a, medsched.Appointment)
     assert (a.status, a.version, a.type_id, a.patient) == ("booked", 1, "consult", "p-7")
     assert a.start == start and a.start is not None and a.start.utcoffset() == timedelta(0)
@@ -129,7 +131,7 @@ def test_python_clock_drives_the_engine_and_durations_are_timedeltas(
     engine = medsched.Engine.in_memory(policy_toml, clock=clock)
     engine.put_catalog(admin, clinic_dict)
     start = datetime(2027, 3, 16, 10, 0, tzinfo=NY)
-    booked = engine.book(admin, "consult", start, patient="p-8")
+    booked = engine.book(admin, "consult", start, patient="p-8").appointment
     drained = engine.claim_events(admin, "worker-1", lease=timedelta(seconds=30))
     assert [e.kind for e in drained] == ["booked"]
     assert drained[0].due_at == START_OF_TESTS

@@ -141,7 +141,9 @@ def test_engine_raises_slot_unavailable(
 
 def test_engine_raises_conflicts(engine: medsched.Engine, admin: medsched.Principal) -> None:
     start = datetime(2027, 3, 16, 11, 0, tzinfo=NY)
-    a = engine.book(admin, "consult", start, patient="p-1", idempotency_key="req-1")
+    a = engine.book(
+        admin, "consult", start, patient="p-1", idempotency_key="req-1"
+    ).appointment
     with pytest.raises(medsched.ConflictError) as stale:
         engine.cancel(admin, a.id, a.version + 5, "patient_request")
     assert stale.value.code == "version_conflict"

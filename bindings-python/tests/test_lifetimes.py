@@ -22,7 +22,7 @@ def test_results_outlive_their_engine(
         slots = engine.slots(
             admin, "consult", datetime(2027, 3, 16, tzinfo=NY), datetime(2027, 3, 17, tzinfo=NY)
         )
-        booked = engine.book(admin, "consult", slots[0].start, patient="p-1")
+        booked = engine.book(admin, "consult", slots[0].start, patient="p-1").appointment
         return slots, booked, engine.claim_events(admin, "worker-1")
 
     slots, booked, events = run()
@@ -53,6 +53,6 @@ def test_one_principal_many_engines(
 ) -> None:
     first, second = make_engine(), make_engine()
     start = datetime(2027, 3, 16, 11, 0, tzinfo=NY)
-    a = first.book(admin, "consult", start, patient="p-1")
-    b = second.book(admin, "consult", start, patient="p-1")
+    a = first.book(admin, "consult", start, patient="p-1").appointment
+    b = second.book(admin, "consult", start, patient="p-1").appointment
     assert a.start == b.start

@@ -24,7 +24,7 @@ def test_receptionist_sees_no_phi_patient_does(
         patient="p-101",
         reason=SECRET_REASON,
         notes=SECRET_NOTES,
-    )
+    ).appointment
     # The front desk books for anyone but never reads PHI, not even its own input.
     assert booked.reason is None and booked.notes is None
     seen = engine.appointment(receptionist, booked.id)

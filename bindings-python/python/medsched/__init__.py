@@ -13,6 +13,8 @@ Quick start::
     start = datetime(2027, 3, 15, tzinfo=ny)
     for slot in engine.slots(admin, "consult", start, start + timedelta(days=1)):
         print(slot.resource, slot.start.astimezone(ny))
+    booking = engine.book(admin, "consult", slot.start, patient="p-1")
+    print(booking.appointment.id, booking.replayed)
 
 Instants are timezone-aware ``datetime`` objects in and out (results are in
 UTC; convert with ``astimezone``); naive datetimes raise
@@ -33,20 +35,43 @@ from medsched._errors import (
     SlotUnavailableError,
     StorageUnavailableError,
 )
-from medsched._medsched import ERROR_CODES, Appointment, Engine, Event, Principal, Slot
+from medsched._medsched import (
+    ERROR_CODES,
+    Appointment,
+    AuditRecord,
+    Booking,
+    Elevation,
+    Engine,
+    Event,
+    Explanation,
+    Guardianship,
+    OccurrenceReport,
+    Principal,
+    Reason,
+    SeriesBooking,
+    Slot,
+)
 
 __all__ = [
     "ERROR_CODES",
     "Appointment",
+    "AuditRecord",
+    "Booking",
     "ConflictError",
+    "Elevation",
     "Engine",
     "Error",
     "Event",
+    "Explanation",
+    "Guardianship",
     "IntegrityError",
     "InvalidInputError",
     "NotFoundError",
+    "OccurrenceReport",
     "PermissionDeniedError",
     "Principal",
+    "Reason",
+    "SeriesBooking",
     "Slot",
     "SlotUnavailableError",
     "StorageUnavailableError",

@@ -12,10 +12,18 @@ from datetime import datetime, timedelta
 from typing import Any, final
 
 __all__ = [
+    "Guardianship",
+    "Elevation",
     "Principal",
     "Slot",
     "Appointment",
     "Event",
+    "Booking",
+    "Reason",
+    "Explanation",
+    "OccurrenceReport",
+    "SeriesBooking",
+    "AuditRecord",
     "Engine",
     "ERROR_CODES",
     "_error_class_name",
@@ -26,12 +34,65 @@ ERROR_CODES: tuple[str, ...]
 """Every error code the engine can report (``Error.code`` values)."""
 
 @final
+class Guardianship:
+    """A guardian's authority over a ward (scope ``guardian``), valid in
+    ``[valid_from, until)``; ``None`` leaves that side open. Instants are
+    aware datetimes; a naive one raises ``InvalidInputError``."""
+
+    def __new__(
+        cls,
+        patient: str,
+        valid_from: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Guardianship: ...
+    @property
+    def patient(self) -> str:
+        """The ward's patient id."""
+    @property
+    def valid_from(self) -> datetime | None:
+        """Valid from (aware, UTC)."""
+    @property
+    def until(self) -> datetime | None:
+        """Valid until, exclusive (aware, UTC)."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class Elevation:
+    """A break-glass elevation: emergency access to one patient until
+    ``expires_at``. ``Engine.break_glass`` grants one (audited, flagged for
+    review); add it with ``Principal.with_elevation``. The constructor only
+    rebuilds an elevation the host stored (e.g. in its session)."""
+
+    def __new__(
+        cls, patient: str, reason: str, granted_at: datetime, expires_at: datetime
+    ) -> Elevation: ...
+    @property
+    def patient(self) -> str:
+        """The patient id it opens."""
+    @property
+    def reason(self) -> str:
+        """The stated reason (never in ``repr``)."""
+    @property
+    def granted_at(self) -> datetime:
+        """When it was granted (aware, UTC)."""
+    @property
+    def expires_at(self) -> datetime:
+        """When it stops having any effect (aware, UTC)."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
 class Principal:
     """Who is asking: a user in a tenant, with role names from the policy.
+    Immutable; ``with_elevation`` returns a new principal.
 
     ``patient`` is the user's own patient id (scope ``own``), ``resources``
     the user's provider resources (scope ``assigned``), ``departments`` the
-    user's departments (scope ``department``).
+    user's departments (scope ``department``), ``guardianships`` the user's
+    wards (scope ``guardian``), ``elevations`` break-glass grants.
     """
 
     def __new__(
@@ -42,7 +103,11 @@ class Principal:
         patient: str | None = None,
         resources: Sequence[str] = ...,
         departments: Sequence[str] = ...,
+        guardianships: Sequence[Guardianship] = ...,
+        elevations: Sequence[Elevation] = ...,
     ) -> Principal: ...
+    def with_elevation(self, elevation: Elevation) -> Principal:
+        """A copy of this principal that also carries ``elevation``."""
     @property
     def user(self) -> str:
         """User id (recorded in the audit trail)."""
@@ -61,6 +126,12 @@ class Principal:
     @property
     def departments(self) -> list[str]:
         """The user's departments."""
+    @property
+    def guardianships(self) -> list[Guardianship]:
+        """The user's guardianships."""
+    @property
+    def elevations(self) -> list[Elevation]:
+        """Break-glass elevations the user carries."""
     def __eq__(self, value: object, /) -> bool: ...
     def __ne__(self, value: object, /) -> bool: ...
     __hash__: None  # type: ignore[assignment]
@@ -173,6 +244,135 @@ class Event:
         """Why, as a code (``patient_request`` ...)."""
 
 @final
+class Booking:
+    """The outcome of ``Engine.book`` or ``Engine.hold``."""
+
+    @property
+    def appointment(self) -> Appointment:
+        """The appointment as this principal may see it."""
+    @property
+    def replayed(self) -> bool:
+        """``True`` when this is the first result of an earlier request with
+        the same ``idempotency_key`` (nothing new was booked)."""
+    @property
+    def warnings(self) -> list[str]:
+        """Reason codes of findings that did not block (``patient_overlap``
+        under a ``warn`` setting)."""
+
+@final
+class Reason:
+    """Why a start is not bookable. Branch on ``code``, show
+    ``description``."""
+
+    @property
+    def code(self) -> str:
+        """Stable snake_case code (``overlap``, ``outside_hours``,
+        ``time_off``, ``notice`` ...)."""
+    @property
+    def description(self) -> str:
+        """A one-line human account; names records by id, never PHI."""
+    def __eq__(self, value: object, /) -> bool: ...
+    def __ne__(self, value: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Explanation:
+    """Whether one resource can take one start, and if not, why."""
+
+    @property
+    def resource(self) -> str:
+        """Resource id."""
+    @property
+    def start(self) -> datetime:
+        """Start instant (aware, UTC)."""
+    @property
+    def end(self) -> datetime:
+        """End instant (aware, UTC)."""
+    @property
+    def bookable(self) -> bool:
+        """Whether a booking on this resource would succeed."""
+    @property
+    def reasons(self) -> list[Reason]:
+        """Blocking reasons; empty when bookable."""
+    @property
+    def warnings(self) -> list[Reason]:
+        """Findings that do not block."""
+
+@final
+class OccurrenceReport:
+    """The conflict check of one start (one occurrence of a series)."""
+
+    @property
+    def start(self) -> datetime:
+        """Start instant (aware, UTC)."""
+    @property
+    def end(self) -> datetime:
+        """End instant (aware, UTC)."""
+    @property
+    def bookable(self) -> bool:
+        """Whether it can be booked as proposed."""
+    @property
+    def assigned(self) -> list[str]:
+        """The resources a booking would take, when bookable."""
+    @property
+    def conflicts(self) -> list[tuple[str | None, list[str]]]:
+        """Blocking reason codes per resource; the resource is ``None`` for
+        a conflict of the proposal as a whole."""
+    @property
+    def warnings(self) -> list[str]:
+        """Reason codes of findings that do not block."""
+    @property
+    def patient_conflicts(self) -> list[str]:
+        """Reason codes of patient overlaps that block."""
+
+@final
+class SeriesBooking:
+    """The outcome of ``Engine.book_series``."""
+
+    @property
+    def booked(self) -> list[Appointment]:
+        """The booked occurrences (empty when all-or-nothing failed)."""
+    @property
+    def occurrences(self) -> list[OccurrenceReport]:
+        """Every occurrence, ascending, with its conflicts."""
+    @property
+    def truncated(self) -> bool:
+        """Whether the occurrence limit cut the series."""
+
+@final
+class AuditRecord:
+    """One record of the tenant's tamper-evident audit trail."""
+
+    @property
+    def seq(self) -> int:
+        """Position in the chain, from 1, without gaps."""
+    @property
+    def at(self) -> datetime:
+        """When (aware, UTC)."""
+    @property
+    def actor(self) -> str:
+        """User id."""
+    @property
+    def action(self) -> str:
+        """Policy action name (``appointment.book`` ...) or
+        ``break_glass.use``."""
+    @property
+    def record(self) -> str:
+        """The record id acted on."""
+    @property
+    def decision(self) -> str:
+        """``allow`` or ``deny``."""
+    @property
+    def reason_code(self) -> str:
+        """The deciding rule (``role:action@scope``) or denial code."""
+    @property
+    def policy_version(self) -> str:
+        """The policy version that decided."""
+    @property
+    def break_glass(self) -> bool:
+        """Whether break-glass was used (flagged for review)."""
+
+@final
 class Engine:
     """A scheduling engine. Thread-safe: share one per process.
 
@@ -234,15 +434,144 @@ class Engine:
         idempotency_key: str | None = None,
         overbook: bool = False,
         bypass_notice: bool = False,
-    ) -> Appointment:
+    ) -> Booking:
         """Books one appointment; without ``resources`` the engine assigns
         resources that fit. A retry with the same ``idempotency_key`` (a
-        Celery task id, a request id) returns the first booking.
+        Celery task id, a request id) returns the first booking, with
+        ``replayed`` set.
 
         Raises ``SlotUnavailableError`` when the slot is taken or not
         bookable. Needs ``appointment.book`` (``appointment.overbook`` and
         ``booking.bypass_notice`` for those options).
         """
+    def hold(
+        self,
+        principal: Principal,
+        type_id: str,
+        start: datetime,
+        *,
+        ttl: timedelta | None = None,
+        resources: Sequence[str] | None = None,
+        patient: str | None = None,
+        reason: str | None = None,
+        notes: str | None = None,
+        idempotency_key: str | None = None,
+        overbook: bool = False,
+        bypass_notice: bool = False,
+    ) -> Booking:
+        """Holds a slot like ``book`` does, with status ``pending``, until
+        ``ttl`` (whole seconds count; default: the engine's hold time)
+        passes; ``confirm`` it before ``appointment.hold_expires_at``.
+        Raises and needs what ``book`` does."""
+    def confirm(self, principal: Principal, id: str, expected_version: int) -> Appointment:
+        """Confirms a hold at ``expected_version``. Raises ``ConflictError``
+        (``hold_expired``, ``version_conflict``). Needs
+        ``appointment.book``."""
+    def reschedule(
+        self,
+        principal: Principal,
+        id: str,
+        expected_version: int,
+        new_start: datetime,
+        *,
+        resources: Sequence[str] | None = None,
+    ) -> Appointment:
+        """Moves the appointment at ``expected_version`` to ``new_start``
+        (on ``resources`` if given, else on its own). Raises
+        ``SlotUnavailableError``, ``ConflictError``. Needs
+        ``appointment.reschedule``."""
+    def transition(
+        self, principal: Principal, id: str, expected_version: int, status: str
+    ) -> Appointment:
+        """Changes the status to a FHIR R4 code (``checked-in``,
+        ``arrived``, ``fulfilled``, ``noshow``, ``entered-in-error`` ...).
+        An unknown code raises ``InvalidInputError``; a change the FHIR
+        table forbids raises ``ConflictError`` (``invalid_transition``).
+        Needs ``appointment.status`` (``appointment.cancel`` for
+        ``cancelled``)."""
+    def book_series(
+        self,
+        principal: Principal,
+        type_id: str,
+        zone: str,
+        dtstart: datetime,
+        rrule: str,
+        *,
+        resources: Sequence[str] | None = None,
+        patient: str | None = None,
+        policy: str = "all_or_nothing",
+        idempotency_key: str | None = None,
+    ) -> SeriesBooking:
+        """Books every occurrence of an RFC 5545 ``rrule`` (e.g.
+        ``"FREQ=WEEKLY;COUNT=4"``).
+
+        ``dtstart`` is the one NAIVE datetime in this API, on purpose: it is
+        wall time in the IANA ``zone`` (e.g. ``datetime(2027, 3, 15, 9, 0)``
+        with ``zone="America/New_York"``), so a weekly 09:00 stays 09:00
+        local across DST changes. An aware ``dtstart`` raises
+        ``InvalidInputError``. Results are aware UTC instants as everywhere.
+
+        ``policy`` is ``"all_or_nothing"`` (raise ``SlotUnavailableError``
+        unless every occurrence is free) or ``"book_free"`` (book the free
+        ones; see ``occurrences`` for the rest). Needs ``appointment.book``.
+        """
+    def explain(
+        self,
+        principal: Principal,
+        type_id: str,
+        resource: str,
+        start: datetime,
+        *,
+        patient: str | None = None,
+    ) -> Explanation:
+        """Why ``resource`` can or cannot take an appointment of
+        ``type_id`` at ``start`` (with ``patient``, their overlaps too).
+        Needs ``slots.read``."""
+    def check(
+        self,
+        principal: Principal,
+        type_id: str,
+        start: datetime,
+        *,
+        resources: Sequence[str] | None = None,
+        patient: str | None = None,
+    ) -> OccurrenceReport:
+        """The conflict check of a proposed appointment, without booking.
+        Needs ``slots.read``."""
+    def add_waitlist(
+        self,
+        principal: Principal,
+        id: str,
+        patient: str,
+        type_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        resources: Sequence[str] | None = None,
+        created_at: datetime | None = None,
+    ) -> None:
+        """Puts ``patient`` on the waitlist for ``type_id`` in ``[start,
+        end)``; a freed slot that fits emits a ``waitlist_offer`` event.
+        ``created_at`` (default: the engine clock) orders the offers. Raises
+        ``ConflictError`` (``duplicate_id``). Needs ``waitlist.manage``."""
+    def break_glass(
+        self, principal: Principal, patient: str, reason: str, minutes: int
+    ) -> Elevation:
+        """Emergency access to ``patient`` for ``minutes`` (at most the
+        policy's maximum) with a mandatory ``reason`` (no PHI). Always
+        audited and flagged. Raises ``PermissionDeniedError`` when no role
+        of the principal may break glass, ``InvalidInputError`` for an empty
+        reason or bad duration. Use the result with
+        ``principal.with_elevation``."""
+    def audit_trail(
+        self, principal: Principal, from_seq: int = 1, max: int = 1000
+    ) -> list[AuditRecord]:
+        """Up to ``max`` audit records from sequence number ``from_seq``.
+        Needs ``audit.read``."""
+    def verify_audit(self, principal: Principal) -> int:
+        """Verifies the tenant's whole audit chain and returns its length.
+        Raises ``IntegrityError`` for an edited, deleted or reordered
+        record. Needs ``audit.read``."""
     def cancel(
         self, principal: Principal, id: str, expected_version: int, reason_code: str
     ) -> Appointment:
