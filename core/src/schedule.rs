@@ -430,16 +430,9 @@ impl Catalog {
             res.rules.push(rule);
         }
 
-        for (i, ov) in clinic.overrides.iter().enumerate() {
+        for ov in &clinic.overrides {
             let r = lookup(ov.resource.as_str())?;
             let day = day_of_date(ov.date);
-            for (j, b) in ov.blocks.iter().enumerate() {
-                if b.start == b.end {
-                    return Err(Error::EndBeforeStart {
-                        what: format!("overrides[{i}].blocks[{j}]"),
-                    });
-                }
-            }
             if let Some(res) = resources.get_mut(r as usize) {
                 let blocks = ov.blocks.iter().map(day_block).collect::<Vec<_>>();
                 match res.overrides.iter_mut().find(|(d, _)| *d == day) {
@@ -610,11 +603,8 @@ fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Erro
         Some(z) => parse_zone(z)?,
         None => resource_zone,
     };
-    if wh.end == wh.dtstart.time() {
-        return Err(Error::EndBeforeStart {
-            what: "working-hours block".into(),
-        });
-    }
+    // `end` equal to the start is a 24-hour block (an on-call day), as the
+    // record documents: an end not after the start is on the next day.
     let mut rec = Recurrence::new(zone, wh.dtstart, &wh.rrule)?.with_policy(wh.nonexistent);
     for d in &wh.rdates {
         rec.add_rdate(Moment::Wall(d.and_time(wh.dtstart.time())));

@@ -355,3 +355,20 @@ fn santiago_shift_ending_at_the_midnight_fold() {
     // Saturday 20:00 -03:00 (23:00Z) to Sunday 00:00 -04:00 (04:00Z): five real hours.
     assert_eq!(open, [span("2027-04-03T23:00:00Z", "2027-04-04T04:00:00Z")]);
 }
+
+#[test]
+fn a_block_ending_at_its_start_time_is_a_whole_day_of_local_clock() {
+    // 08:00 to 08:00 the next day: 24 hours, 23 across the spring gap.
+    let s = one(
+        "America/New_York",
+        "2027-03-13T08:00",
+        "08:00",
+        "FREQ=DAILY;COUNT=2",
+        60,
+        60,
+    );
+    assert_eq!(
+        open_utc(&s, "r", "2027-03-13T00:00:00Z", "2027-03-16T00:00:00Z"),
+        [span("2027-03-13T13:00:00Z", "2027-03-15T12:00:00Z")]
+    );
+}

@@ -125,7 +125,8 @@ pub enum Nonexistent {
 
 /// A recurring block of working hours: starts at DTSTART's wall time on each
 /// occurrence date and ends at `end` on the same local day, or on the next
-/// day when `end` is not after the start (a night shift).
+/// day when `end` is not after the start (a night shift; `end` equal to the
+/// start is a 24-hour block).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingHours {
