@@ -8,10 +8,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use medsched_core::error::Error as CoreError;
 use medsched_core::policy::Policy;
-use medsched_core::records::MemoryStore;
 use medsched_core::records::{
     AppointmentStatus, AppointmentTypeId, PatientId, ResourceId, WaitlistEntry,
 };
+use medsched_core::records::{MemoryStore, Store};
 use medsched_core::{
     BookRequest, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal, SlotQuery,
 };
@@ -25,7 +25,8 @@ use crate::types::{
     SeriesBooking, Slot,
 };
 
-type Core = medsched_core::Engine<MemoryStore>;
+/// The engine over a store chosen at run time.
+type Core = medsched_core::Engine<Arc<dyn Store>>;
 
 thread_local! {
     /// The instant the Python clock gave for the engine call running on
@@ -109,7 +110,7 @@ impl Engine {
             None => Arc::new(FnClock(Utc::now)),
         };
         Ok(Self {
-            core: Arc::new(Core::new(MemoryStore::new(), core_clock, policy)),
+            core: Arc::new(Core::new(Arc::new(MemoryStore::new()), core_clock, policy)),
             clock,
         })
     }

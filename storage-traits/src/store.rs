@@ -568,6 +568,109 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<WaitlistEntry>, StorageError>;
 }
 
+/// A shared store is a store: `Arc<dyn Store>` lets a host choose the
+/// backend at run time (the Python binding's `Engine.in_memory` /
+/// `Engine.postgres`).
+impl<T: Store + ?Sized> Store for Arc<T> {
+    fn catalog(&self, tenant: &TenantId) -> Result<VersionedCatalog, StorageError> {
+        (**self).catalog(tenant)
+    }
+    fn catalog_version(&self, tenant: &TenantId) -> Result<u64, StorageError> {
+        (**self).catalog_version(tenant)
+    }
+    fn replace_catalog(
+        &self,
+        tenant: &TenantId,
+        catalog: Clinic,
+        expected_version: u64,
+    ) -> Result<u64, StorageError> {
+        (**self).replace_catalog(tenant, catalog, expected_version)
+    }
+    fn bookings(
+        &self,
+        tenant: &TenantId,
+        query: &BookingsQuery<'_>,
+        out: &mut Vec<BookingRow>,
+    ) -> Result<(), StorageError> {
+        (**self).bookings(tenant, query, out)
+    }
+    fn patient_bookings(
+        &self,
+        tenant: &TenantId,
+        patient: &PatientId,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<Vec<Arc<StoredAppointment>>, StorageError> {
+        (**self).patient_bookings(tenant, patient, from, to, now)
+    }
+    fn appointment(
+        &self,
+        tenant: &TenantId,
+        id: &AppointmentId,
+    ) -> Result<Arc<StoredAppointment>, StorageError> {
+        (**self).appointment(tenant, id)
+    }
+    fn appointment_by_key(
+        &self,
+        tenant: &TenantId,
+        key: AppointmentKey,
+    ) -> Result<Arc<StoredAppointment>, StorageError> {
+        (**self).appointment_by_key(tenant, key)
+    }
+    fn idempotent(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<(String, Committed)>, StorageError> {
+        (**self).idempotent(tenant, key)
+    }
+    fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
+        (**self).commit(tenant, batch)
+    }
+    fn claim_events(
+        &self,
+        tenant: &TenantId,
+        worker: &str,
+        max: usize,
+        now: DateTime<Utc>,
+        lease_secs: i64,
+    ) -> Result<Vec<OutboxEvent>, StorageError> {
+        (**self).claim_events(tenant, worker, max, now, lease_secs)
+    }
+    fn ack_event(
+        &self,
+        tenant: &TenantId,
+        event_id: u64,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        (**self).ack_event(tenant, event_id, worker, now)
+    }
+    fn append_audit(
+        &self,
+        tenant: &TenantId,
+        entry: NewAudit,
+    ) -> Result<AuditRecord, StorageError> {
+        (**self).append_audit(tenant, entry)
+    }
+    fn audit_records(
+        &self,
+        tenant: &TenantId,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        (**self).audit_records(tenant, from_seq, max)
+    }
+    fn waitlist(
+        &self,
+        tenant: &TenantId,
+        type_id: &AppointmentTypeId,
+    ) -> Result<Vec<WaitlistEntry>, StorageError> {
+        (**self).waitlist(tenant, type_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::EventKind;
