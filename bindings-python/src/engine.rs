@@ -115,6 +115,37 @@ impl Engine {
         })
     }
 
+    /// An engine over the reference PostgreSQL store at `dsn`.
+    ///
+    /// `keyring` turns on PHI encryption at rest (`id1:base64key,id2:...`,
+    /// the first key active; the `MEDSCHED_PHI_KEYS` format). `migrate`
+    /// applies the adapter's migrations first (it refuses a schema newer
+    /// than it knows).
+    #[staticmethod]
+    #[pyo3(signature = (policy_toml, dsn, *, keyring = None, max_connections = 8, migrate = true, clock = None))]
+    fn postgres(
+        py: Python<'_>,
+        policy_toml: &str,
+        dsn: &str,
+        keyring: Option<&str>,
+        max_connections: usize,
+        migrate: bool,
+        clock: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+        let store = py
+            .detach(|| open_postgres(dsn, keyring, max_connections, migrate))
+            .map_err(|e| errors::to_py(py, &e))?;
+        let core_clock: Arc<dyn Clock> = match clock {
+            Some(_) => Arc::new(CallClock),
+            None => Arc::new(FnClock(Utc::now)),
+        };
+        Ok(Self {
+            core: Arc::new(Core::new(store, core_clock, policy)),
+            clock,
+        })
+    }
+
     /// Validates and stores the principal's tenant catalog; returns its
     /// version.
     fn put_catalog(
@@ -551,4 +582,30 @@ impl Engine {
     fn __repr__(&self) -> String {
         "Engine(store='memory')".to_owned()
     }
+}
+
+/// Opens (and optionally migrates) the PostgreSQL store.
+fn open_postgres(
+    dsn: &str,
+    keyring: Option<&str>,
+    max_connections: usize,
+    migrate: bool,
+) -> Result<Arc<dyn Store>, CoreError> {
+    use medsched_postgres::{KeyRing, PgConfig, PgStore, SetupError};
+    let setup = |e: SetupError| match e {
+        SetupError::Storage(s) => CoreError::from(s),
+        other => CoreError::InvalidInput {
+            field: "database".into(),
+            detail: other.to_string(),
+        },
+    };
+    let mut config = PgConfig::new(dsn).max_connections(max_connections.max(1));
+    if let Some(spec) = keyring {
+        config = config.keyring(KeyRing::parse(spec)?);
+    }
+    let store = PgStore::open(config).map_err(setup)?;
+    if migrate {
+        store.migrate().map_err(setup)?;
+    }
+    Ok(Arc::new(store))
 }

@@ -20,14 +20,32 @@
 //! neither owner nor superuser, prepared by [`PgStore::grant_runtime_role`]
 //! (which also makes the audit table append-only for it).
 //!
-//! ```no_run
-//! use medsched_postgres::PgStore;
+//! PHI fields (`Appointment::reason`, `Appointment::notes`) are encrypted at
+//! rest with XChaCha20-Poly1305 when the store is opened with a [`KeyRing`]
+//! ([`PgConfig::keyring`]): each value carries its key id, and the tenant,
+//! table, column and appointment id are bound as associated data, so a
+//! value copied to another row or tenant fails to decrypt (`Integrity`).
+//! [`PgStore::rotate_phi`] re-encrypts under the active key in resumable
+//! batches. Without a key ring (as with [`PgStore::connect`]) PHI is stored
+//! in plaintext.
 //!
-//! # fn main() -> Result<(), medsched_postgres::SetupError> {
+//! ```no_run
+//! use medsched_postgres::{PgConfig, PgStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let owner = PgStore::connect("host=127.0.0.1 user=medsched_owner dbname=clinic", 1)?;
 //! owner.migrate()?;
 //! owner.grant_runtime_role("medsched_app")?;
 //! let store = PgStore::connect("host=127.0.0.1 user=medsched_app dbname=clinic", 16)?;
+//! # let _ = store;
+//! // With PHI encryption: the key ring from MEDSCHED_PHI_KEYS
+//! // ("id1:base64key,id2:base64key", the first key active).
+//! let keys = medsched_postgres::KeyRing::from_env(medsched_postgres::KEYRING_ENV)?;
+//! let store = PgStore::open(
+//!     PgConfig::new("host=127.0.0.1 user=medsched_app dbname=clinic")
+//!         .max_connections(16)
+//!         .keyring(keys),
+//! )?;
 //! # let _ = store;
 //! # Ok(())
 //! # }
@@ -35,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod crypto;
 mod migrate;
 mod pool;
 mod store;
@@ -47,7 +66,9 @@ use medsched_storage::{StorageError, StorageErrorKind, TenantId};
 use postgres::error::SqlState;
 use postgres::Transaction;
 
+pub use crypto::{KeyRing, KEYRING_ENV};
 pub use migrate::{SetupError, SCHEMA_VERSION};
+pub use store::RotationProgress;
 
 use pool::Pool;
 
@@ -59,14 +80,64 @@ const MAX_ATTEMPTS: u32 = 12;
 /// a caller needs); connections come from an internal pool.
 pub struct PgStore {
     pool: Pool,
+    keyring: Option<KeyRing>,
 }
 
 impl fmt::Debug for PgStore {
-    // The connection configuration may hold a password: not shown.
+    // The connection configuration may hold a password: not shown; the key
+    // ring shows its key ids only.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgStore")
             .field("max_connections", &self.pool.max_size())
+            .field("keyring", &self.keyring)
             .finish_non_exhaustive()
+    }
+}
+
+/// How to open a [`PgStore`]: the connection string, the pool size
+/// (default 8) and the optional PHI [`KeyRing`] (default none: PHI stored
+/// in plaintext). Build it with [`PgConfig::new`] and the setters.
+#[derive(Clone)]
+pub struct PgConfig {
+    connection: String,
+    max_connections: usize,
+    keyring: Option<KeyRing>,
+}
+
+impl fmt::Debug for PgConfig {
+    // The connection string may hold a password: not shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("max_connections", &self.max_connections)
+            .field("keyring", &self.keyring)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgConfig {
+    /// A configuration for a libpq-style connection string or a
+    /// `postgresql://` URL, 8 connections, no key ring.
+    pub fn new(connection: &str) -> Self {
+        Self {
+            connection: connection.to_owned(),
+            max_connections: 8,
+            keyring: None,
+        }
+    }
+
+    /// At most `n` connections open at once (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Encrypts PHI at rest with `keyring` (its active key for new values,
+    /// any of its keys for reading).
+    #[must_use]
+    pub fn keyring(mut self, keyring: KeyRing) -> Self {
+        self.keyring = Some(keyring);
+        self
     }
 }
 
@@ -83,15 +154,28 @@ impl PgStore {
     /// [`SetupError::SchemaTooNew`]; [`SetupError::Storage`] with kind
     /// `Invalid` for a bad connection string or `Unavailable` when the
     /// server cannot be reached.
+    ///
+    /// PHI is stored in plaintext: use [`PgStore::open`] with a
+    /// [`KeyRing`] to encrypt it.
     pub fn connect(connection: &str, max_connections: usize) -> Result<Self, SetupError> {
-        let config: postgres::Config = connection.parse().map_err(|_| {
+        Self::open(PgConfig::new(connection).max_connections(max_connections))
+    }
+
+    /// Connects as [`PgStore::connect`] does, with the configuration's pool
+    /// size and PHI key ring.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`].
+    pub fn open(config: PgConfig) -> Result<Self, SetupError> {
+        let pg: postgres::Config = config.connection.parse().map_err(|_| {
             SetupError::Storage(StorageError::new(
                 StorageErrorKind::Invalid,
                 "invalid postgresql connection string",
             ))
         })?;
         let store = Self {
-            pool: Pool::new(config, max_connections.max(1)),
+            pool: Pool::new(pg, config.max_connections.max(1)),
+            keyring: config.keyring,
         };
         store.check_schema()?;
         Ok(store)

@@ -15,6 +15,7 @@ use postgres::types::Json;
 use postgres::{Row, Transaction};
 use serde_json::Value;
 
+use crate::crypto::{self, KeyRing, PhiSlot};
 use crate::{Fail, PgStore};
 
 /// Advisory lock classes (first key of `pg_advisory_xact_lock(int, int)`).
@@ -22,7 +23,48 @@ const LOCK_RESOURCE: i32 = 1;
 const LOCK_IDEMPOTENCY: i32 = 2;
 const LOCK_AUDIT: i32 = 3;
 
-const APPT_COLS: &str = "key, version, hold_expires_at, doc, reason, notes";
+const APPT_COLS: &str = "key, version, hold_expires_at, doc, reason, notes, id";
+
+/// The table and columns of the PHI fields (bound into their associated
+/// data).
+const APPT_TABLE: &str = "appointments";
+const REASON: &str = "reason";
+const NOTES: &str = "notes";
+
+fn slot<'a>(tenant: &'a str, column: &'a str, row_id: &'a str) -> PhiSlot<'a> {
+    PhiSlot {
+        tenant,
+        table: APPT_TABLE,
+        column,
+        row_id,
+    }
+}
+
+/// Decodes a stored PHI column of appointment `id`.
+fn open_phi(
+    ring: Option<&KeyRing>,
+    tenant: &str,
+    column: &str,
+    id: &str,
+    stored: Option<Vec<u8>>,
+) -> Result<Option<Phi<String>>, StorageError> {
+    stored
+        .map(|bytes| crypto::open(ring, &slot(tenant, column, id), &bytes).map(Phi))
+        .transpose()
+}
+
+/// Encodes a PHI field of appointment `id` for its column.
+fn seal_phi(
+    ring: Option<&KeyRing>,
+    tenant: &str,
+    column: &str,
+    id: &str,
+    value: Option<&Phi<String>>,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    value
+        .map(|v| crypto::seal(ring, &slot(tenant, column, id), &v.0))
+        .transpose()
+}
 
 fn invalid(message: impl Into<String>) -> StorageError {
     StorageError::new(StorageErrorKind::Invalid, message)
@@ -78,16 +120,30 @@ fn without_phi(a: &Appointment) -> Appointment {
     }
 }
 
-fn stored_from_row(row: &Row) -> Result<StoredAppointment, Fail> {
+/// An appointment row (columns [`APPT_COLS`]) with its PHI decrypted.
+fn stored_from_row(
+    row: &Row,
+    tenant: &TenantId,
+    ring: Option<&KeyRing>,
+) -> Result<StoredAppointment, Fail> {
     let key: i64 = row.try_get(0)?;
     let version: i64 = row.try_get(1)?;
     let hold_expires_at: Option<DateTime<Utc>> = row.try_get(2)?;
     let doc: Value = row.try_get(3)?;
-    let reason: Option<String> = row.try_get(4)?;
-    let notes: Option<String> = row.try_get(5)?;
+    let reason: Option<Vec<u8>> = row.try_get(4)?;
+    let notes: Option<Vec<u8>> = row.try_get(5)?;
+    let id: String = row.try_get(6)?;
     let mut appointment: Appointment = from_json(doc, "appointment")?;
-    appointment.reason = reason.map(Phi);
-    appointment.notes = notes.map(Phi);
+    if appointment.id.as_str() != id {
+        return Err(StorageError::new(
+            StorageErrorKind::Integrity,
+            format!("stored appointment `{id}` does not match its row"),
+        )
+        .into());
+    }
+    let t = tenant.as_str();
+    appointment.reason = open_phi(ring, t, REASON, &id, reason)?;
+    appointment.notes = open_phi(ring, t, NOTES, &id, notes)?;
     Ok(StoredAppointment {
         key: to_u64(key)?,
         version: to_u64(version)?,
@@ -129,12 +185,20 @@ struct Columns {
     patient: Option<String>,
     type_id: Option<String>,
     doc: Value,
-    reason: Option<String>,
-    notes: Option<String>,
+    reason: Option<Vec<u8>>,
+    notes: Option<Vec<u8>>,
+    /// The key the PHI is encrypted with (`None`: plaintext or no PHI).
+    phi_key: Option<String>,
 }
 
 impl Columns {
-    fn of(a: &Appointment) -> Result<Self, StorageError> {
+    fn of(
+        a: &Appointment,
+        tenant: &TenantId,
+        ring: Option<&KeyRing>,
+    ) -> Result<Self, StorageError> {
+        let (t, id) = (tenant.as_str(), a.id.as_str());
+        let has_phi = a.reason.is_some() || a.notes.is_some();
         Ok(Self {
             status: a.status.code(),
             buffer_before: i64::from(a.buffer_before_min),
@@ -143,8 +207,9 @@ impl Columns {
             patient: a.patient.as_ref().map(|p| p.0.clone()),
             type_id: a.type_id.as_ref().map(|t| t.0.clone()),
             doc: to_json(&without_phi(a))?,
-            reason: a.reason.as_ref().map(|p| p.0.clone()),
-            notes: a.notes.as_ref().map(|p| p.0.clone()),
+            reason: seal_phi(ring, t, REASON, id, a.reason.as_ref())?,
+            notes: seal_phi(ring, t, NOTES, id, a.notes.as_ref())?,
+            phi_key: ring.filter(|_| has_phi).map(|r| r.active_id().to_owned()),
         })
     }
 }
@@ -260,6 +325,7 @@ fn version_conflict(id: &AppointmentId, current: i64, expected: u64) -> StorageE
 fn apply(
     tx: &mut Transaction<'_>,
     tenant: &TenantId,
+    ring: Option<&KeyRing>,
     op: &Op,
     now: DateTime<Utc>,
     out: &mut Vec<Arc<StoredAppointment>>,
@@ -272,13 +338,13 @@ fn apply(
             claims,
             overbook,
         } => {
-            let c = Columns::of(a)?;
+            let c = Columns::of(a, tenant, ring)?;
             let row = tx.query_opt(
                 "INSERT INTO medsched.appointments
                      (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
                       buffer_before_min, buffer_after_min, resources, patient_id, type_id,
-                      doc, reason, notes)
-                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                      doc, reason, notes, phi_key)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (tenant_id, id) DO NOTHING
                  RETURNING key",
                 &[
@@ -296,6 +362,7 @@ fn apply(
                     &c.doc,
                     &c.reason,
                     &c.notes,
+                    &c.phi_key,
                 ],
             )?;
             let Some(row) = row else {
@@ -340,13 +407,14 @@ fn apply(
                 &[&t, &key],
             )?;
             place(tx, tenant, key, a, *hold_expires_at, claims, *overbook, now)?;
-            let c = Columns::of(a)?;
+            let c = Columns::of(a, tenant, ring)?;
             tx.execute(
                 "UPDATE medsched.appointments SET
                      version = version + 1, hold_expires_at = $3, status = $4,
                      start_at = $5, end_at = $6, buffer_before_min = $7,
                      buffer_after_min = $8, resources = $9, patient_id = $10,
-                     type_id = $11, doc = $12, reason = $13, notes = $14
+                     type_id = $11, doc = $12, reason = $13, notes = $14,
+                     phi_key = $15
                  WHERE tenant_id = $1 AND key = $2",
                 &[
                     &t,
@@ -363,6 +431,7 @@ fn apply(
                     &c.doc,
                     &c.reason,
                     &c.notes,
+                    &c.phi_key,
                 ],
             )?;
             out.push(Arc::new(StoredAppointment {
@@ -476,6 +545,7 @@ fn seal_audit(
 fn idempotency_lookup(
     tx: &mut Transaction<'_>,
     tenant: &TenantId,
+    ring: Option<&KeyRing>,
     key: &str,
 ) -> Result<Option<(String, Committed)>, Fail> {
     let t = tenant.as_str();
@@ -493,12 +563,14 @@ fn idempotency_lookup(
     let mut appointments = Vec::with_capacity(stored.len());
     for mut s in stored {
         let phi = tx.query_opt(
-            "SELECT reason, notes FROM medsched.appointments WHERE tenant_id = $1 AND key = $2",
+            "SELECT reason, notes, id FROM medsched.appointments
+             WHERE tenant_id = $1 AND key = $2",
             &[&t, &to_i64(s.key, "appointment key")?],
         )?;
         if let Some(phi) = phi {
-            s.appointment.reason = phi.try_get::<_, Option<String>>(0)?.map(Phi);
-            s.appointment.notes = phi.try_get::<_, Option<String>>(1)?.map(Phi);
+            let id: String = phi.try_get(2)?;
+            s.appointment.reason = open_phi(ring, t, REASON, &id, phi.try_get(0)?)?;
+            s.appointment.notes = open_phi(ring, t, NOTES, &id, phi.try_get(1)?)?;
         }
         appointments.push(Arc::new(s));
     }
@@ -514,13 +586,14 @@ fn idempotency_lookup(
 fn commit_tx(
     tx: &mut Transaction<'_>,
     tenant: &TenantId,
+    ring: Option<&KeyRing>,
     batch: &Batch,
 ) -> Result<Committed, Fail> {
     let t = tenant.as_str();
     // Locks in one fixed order: idempotency key, resources (sorted), audit.
     if let Some(idem) = &batch.idempotency {
         lock(tx, LOCK_IDEMPOTENCY, tenant, &idem.key)?;
-        if let Some((fingerprint, first)) = idempotency_lookup(tx, tenant, &idem.key)? {
+        if let Some((fingerprint, first)) = idempotency_lookup(tx, tenant, ring, &idem.key)? {
             if fingerprint != idem.fingerprint {
                 return Err(StorageError::new(
                     StorageErrorKind::IdempotencyMismatch,
@@ -560,7 +633,7 @@ fn commit_tx(
     }
     let mut out = Vec::new();
     for op in &batch.ops {
-        apply(tx, tenant, op, batch.now, &mut out)?;
+        apply(tx, tenant, ring, op, batch.now, &mut out)?;
     }
     if let Some(idem) = &batch.idempotency {
         let stripped: Vec<StoredAppointment> = out
@@ -729,7 +802,7 @@ impl Store for PgStore {
             )?;
             let mut found = Vec::new();
             for row in &rows {
-                let s = stored_from_row(row)?;
+                let s = stored_from_row(row, tenant, self.keyring.as_ref())?;
                 if s.busy_at(now).is_some() {
                     found.push(Arc::new(s));
                 }
@@ -753,7 +826,11 @@ impl Store for PgStore {
                     &[&tenant.as_str(), &id.as_str()],
                 )?
                 .ok_or_else(|| StorageError::not_found("appointment", id.as_str()))?;
-            Ok(Arc::new(stored_from_row(&row)?))
+            Ok(Arc::new(stored_from_row(
+                &row,
+                tenant,
+                self.keyring.as_ref(),
+            )?))
         })
     }
 
@@ -774,7 +851,11 @@ impl Store for PgStore {
                     &[&tenant.as_str(), &k],
                 )?
                 .ok_or_else(missing)?;
-            Ok(Arc::new(stored_from_row(&row)?))
+            Ok(Arc::new(stored_from_row(
+                &row,
+                tenant,
+                self.keyring.as_ref(),
+            )?))
         })
     }
 
@@ -783,14 +864,20 @@ impl Store for PgStore {
         tenant: &TenantId,
         key: &str,
     ) -> Result<Option<(String, Committed)>, StorageError> {
-        self.run(Some(tenant), true, |tx| idempotency_lookup(tx, tenant, key))
+        let ring = self.keyring.as_ref();
+        self.run(Some(tenant), true, |tx| {
+            idempotency_lookup(tx, tenant, ring, key)
+        })
     }
 
     fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
         // With an idempotency key, a retry after an unknown COMMIT outcome
         // replays the first result instead of applying twice.
         let idempotent = batch.idempotency.is_some();
-        self.run(Some(tenant), idempotent, |tx| commit_tx(tx, tenant, &batch))
+        let ring = self.keyring.as_ref();
+        self.run(Some(tenant), idempotent, |tx| {
+            commit_tx(tx, tenant, ring, &batch)
+        })
     }
 
     fn claim_events(
@@ -946,6 +1033,136 @@ impl Store for PgStore {
                 entries.push(from_json(v, "waitlist entry")?);
             }
             Ok(entries)
+        })
+    }
+}
+
+/// One batch of a PHI key rotation: what [`PgStore::rotate_phi`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RotationProgress {
+    /// Appointments re-encrypted by this batch.
+    pub rotated: u64,
+    /// Appointments with PHI still not under the active key after it
+    /// (in the rotated scope: every tenant, or one).
+    pub remaining: u64,
+    /// The id of the active key.
+    pub active_key: String,
+}
+
+impl RotationProgress {
+    /// Whether every appointment in scope is under the active key.
+    pub fn is_done(&self) -> bool {
+        self.remaining == 0
+    }
+}
+
+impl PgStore {
+    /// Re-encrypts, under the key ring's active key, up to `batch_size`
+    /// appointments whose PHI is under another key (or still plaintext),
+    /// taken in `(tenant, key)` order, in one transaction; call it until
+    /// [`RotationProgress::is_done`]. Each batch commits on its own, so an
+    /// interrupted rotation resumes where it stopped: the next call picks
+    /// up the first rows not yet under the active key. Versions are not
+    /// changed (the records are the same). Crossing tenants needs a role
+    /// that bypasses row-level security (the schema owner's superuser or a
+    /// `BYPASSRLS` maintenance role); the runtime role uses
+    /// [`PgStore::rotate_phi_for`] per tenant instead.
+    ///
+    /// # Errors
+    /// `Invalid` without a key ring or when the role is bound by row-level
+    /// security; `Integrity` (naming the appointment) when a stored value
+    /// cannot be decrypted with the key ring; `Unavailable`.
+    pub fn rotate_phi(&self, batch_size: usize) -> Result<RotationProgress, StorageError> {
+        self.rotate(None, batch_size)
+    }
+
+    /// [`PgStore::rotate_phi`] within one tenant (row-level security
+    /// applies as for any store call, so the runtime role can run it).
+    ///
+    /// # Errors
+    /// As [`PgStore::rotate_phi`].
+    pub fn rotate_phi_for(
+        &self,
+        tenant: &TenantId,
+        batch_size: usize,
+    ) -> Result<RotationProgress, StorageError> {
+        self.rotate(Some(tenant), batch_size)
+    }
+
+    fn rotate(
+        &self,
+        tenant: Option<&TenantId>,
+        batch_size: usize,
+    ) -> Result<RotationProgress, StorageError> {
+        let ring = self
+            .keyring
+            .as_ref()
+            .ok_or_else(|| invalid("phi rotation needs a key ring"))?;
+        let active = ring.active_id();
+        let limit = i64::try_from(batch_size.max(1)).unwrap_or(i64::MAX);
+        let only = tenant.map(TenantId::as_str);
+        self.run(tenant, true, |tx| {
+            if only.is_none() {
+                let bypass: bool = tx
+                    .query_one(
+                        "SELECT rolsuper OR rolbypassrls FROM pg_roles
+                         WHERE rolname = current_user",
+                        &[],
+                    )?
+                    .try_get(0)?;
+                if !bypass {
+                    return Err(invalid(
+                        "phi rotation across tenants needs a role that bypasses row-level \
+                         security; rotate per tenant instead",
+                    )
+                    .into());
+                }
+            }
+            let rows = tx.query(
+                "SELECT tenant_id, key, id, reason, notes FROM medsched.appointments
+                 WHERE ($3::text IS NULL OR tenant_id = $3)
+                   AND (reason IS NOT NULL OR notes IS NOT NULL)
+                   AND phi_key IS DISTINCT FROM $1
+                 ORDER BY tenant_id, key
+                 LIMIT $2
+                 FOR UPDATE",
+                &[&active, &limit, &only],
+            )?;
+            let mut rotated = 0u64;
+            for row in &rows {
+                let t: String = row.try_get(0)?;
+                let key: i64 = row.try_get(1)?;
+                let id: String = row.try_get(2)?;
+                let reason = open_phi(Some(ring), &t, REASON, &id, row.try_get(3)?)?;
+                let notes = open_phi(Some(ring), &t, NOTES, &id, row.try_get(4)?)?;
+                tx.execute(
+                    "UPDATE medsched.appointments SET reason = $3, notes = $4, phi_key = $5
+                     WHERE tenant_id = $1 AND key = $2",
+                    &[
+                        &t,
+                        &key,
+                        &seal_phi(Some(ring), &t, REASON, &id, reason.as_ref())?,
+                        &seal_phi(Some(ring), &t, NOTES, &id, notes.as_ref())?,
+                        &active,
+                    ],
+                )?;
+                rotated += 1;
+            }
+            let remaining: i64 = tx
+                .query_one(
+                    "SELECT count(*) FROM medsched.appointments
+                     WHERE ($2::text IS NULL OR tenant_id = $2)
+                       AND (reason IS NOT NULL OR notes IS NOT NULL)
+                       AND phi_key IS DISTINCT FROM $1",
+                    &[&active, &only],
+                )?
+                .try_get(0)?;
+            Ok(RotationProgress {
+                rotated,
+                remaining: to_u64(remaining)?,
+                active_key: active.to_owned(),
+            })
         })
     }
 }

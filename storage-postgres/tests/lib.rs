@@ -11,6 +11,8 @@
 )]
 
 mod conformance;
+mod encryption;
+mod multiprocess;
 mod pg;
 mod rls;
 mod schema;

@@ -247,11 +247,17 @@ fn killed_connections_are_retried_and_idempotent() {
                 })
             })
             .collect();
-        for w in workers {
-            w.join().unwrap();
-        }
+        // Stop the killer whatever the workers did, then report a failed
+        // worker: a panicking worker must fail the test, not hang it.
+        let results: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
         done.store(true, Ordering::Relaxed);
-        killer.join().unwrap()
+        let killed = killer.join().unwrap();
+        for r in results {
+            if let Err(p) = r {
+                std::panic::resume_unwind(p);
+            }
+        }
+        killed
     });
     assert!(
         killed > 0,

@@ -394,6 +394,28 @@ class Engine:
         Raises ``InvalidInputError`` (``malformed_document``,
         ``policy_invalid``) for a bad policy.
         """
+    @staticmethod
+    def postgres(
+        policy_toml: str,
+        dsn: str,
+        *,
+        keyring: str | None = None,
+        max_connections: int = 8,
+        migrate: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> Engine:
+        """An engine over the reference PostgreSQL store at ``dsn`` (a
+        libpq-style connection string, e.g.
+        ``"host=127.0.0.1 port=5432 user=app dbname=clinic"``).
+
+        ``keyring`` turns on PHI encryption at rest: ``"id1:base64key,..."``
+        with the first key active (the ``MEDSCHED_PHI_KEYS`` format).
+        ``migrate`` applies the adapter's schema migrations first.
+
+        Raises ``StorageUnavailableError`` when the database cannot be
+        reached, ``InvalidInputError`` for a bad connection string or key
+        ring, or a database schema newer than this package knows.
+        """
     def put_catalog(
         self, principal: Principal, clinic: Mapping[str, Any] | str | os.PathLike[str]
     ) -> int:

@@ -1,0 +1,518 @@
+//! Bookings per second through the PostgreSQL adapter against a raw
+//! `INSERT` into a table with the same exclusion constraint, in one run
+//! (issue 5, point 8). Run by `benches/postgres/run.sh`, which starts a
+//! throwaway server; by hand:
+//!
+//! ```text
+//! cargo run --release -p medsched-postgres --example pg_bench -- \
+//!     "host=127.0.0.1 port=5432 user=postgres dbname=bench" [seconds per case]
+//! ```
+//!
+//! The connection must be a superuser on an empty database: the program
+//! migrates it, creates the runtime role `medsched_bench_app` (the adapter
+//! runs as it, under row-level security, as in production) and the raw
+//! table `bench.raw_bookings`.
+//!
+//! Cases, each for 1, 4 and 16 client threads, each timed for the same
+//! number of seconds after every thread has warmed its connection:
+//! - adapter: `Store::commit` of a booking batch (an `Insert` with one
+//!   capacity-one `Claim` plus one `Emit` of the booked event), with a
+//!   pool of one connection per thread;
+//! - raw: one prepared `INSERT` of (tenant, resource, busy range) per
+//!   transaction (autocommit), one connection per thread;
+//! - non-conflicting: every thread books its own resource, consecutive
+//!   slots; contended: all threads try the same slot sequence on 2
+//!   resources, so each slot has one winner and the rest get "slot taken".
+//!
+//! Then, to show where the adapter's time goes, one thread runs the
+//! adapter's statements by hand, parsed on every call (as the adapter does)
+//! and prepared once. Prints one line per case and a Markdown table; exits 1
+//! when an adapter run saw an error other than "slot taken" (the raw
+//! baseline's errors, such as deadlocks, are reported only).
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::process::ExitCode;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use medsched_postgres::PgStore;
+use medsched_storage::{
+    Appointment, AppointmentStatus, Batch, Claim, EventData, EventKind, NewEvent, Op,
+    StorageErrorKind, Store, TenantId,
+};
+use postgres::error::SqlState;
+use postgres::{Client, NoTls};
+
+const THREADS: [usize; 3] = [1, 4, 16];
+const APP_ROLE: &str = "medsched_bench_app";
+const TENANT: &str = "bench";
+/// Resources of the contended cases.
+const CONTENDED_RESOURCES: u64 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Adapter,
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Distinct,
+    Contended,
+}
+
+/// What one thread counted during the timed window.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    ok: u64,
+    taken: u64,
+    other: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.ok += o.ok;
+        self.taken += o.taken;
+        self.other += o.other;
+    }
+}
+
+#[derive(Debug)]
+struct Outcome {
+    path: Path,
+    load: Load,
+    threads: usize,
+    secs: f64,
+    counts: Counts,
+}
+
+impl Outcome {
+    fn booked_per_sec(&self) -> f64 {
+        self.counts.ok as f64 / self.secs
+    }
+    fn attempts_per_sec(&self) -> f64 {
+        (self.counts.ok + self.counts.taken + self.counts.other) as f64 / self.secs
+    }
+}
+
+fn at(min: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 7, 0, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + TimeDelta::minutes(min)
+}
+
+/// The slot of attempt `i`: 30 minutes every 30 minutes.
+fn slot(i: u64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = at(i64::try_from(i).unwrap_or(i64::MAX / 60) * 30);
+    (start, start + TimeDelta::minutes(30))
+}
+
+/// The resource and slot of a thread's attempt `i` in case `case`.
+fn target(case: &str, load: Load, thread: usize, i: u64) -> (String, u64) {
+    match load {
+        Load::Distinct => (format!("{case}-t{thread}"), i),
+        Load::Contended => (
+            format!("{case}-c{}", i % CONTENDED_RESOURCES),
+            i / CONTENDED_RESOURCES,
+        ),
+    }
+}
+
+fn booking(resource: &str, id: &str, i: u64) -> Batch {
+    let (start, end) = slot(i);
+    let a = Appointment {
+        id: id.into(),
+        type_id: None,
+        patient: None,
+        resources: vec![resource.into()],
+        start: Some(start),
+        end: Some(end),
+        status: AppointmentStatus::Booked,
+        buffer_before_min: 0,
+        buffer_after_min: 0,
+        reason: None,
+        notes: None,
+    };
+    Batch {
+        now: at(-60),
+        idempotency: None,
+        ops: vec![
+            Op::Insert {
+                claims: vec![Claim {
+                    resource: resource.into(),
+                    capacity: 1,
+                }],
+                appointment: a,
+                hold_expires_at: None,
+                overbook: false,
+            },
+            Op::Emit(NewEvent {
+                kind: EventKind::Booked,
+                due_at: at(-60),
+                data: EventData {
+                    appointment: Some(id.into()),
+                    start: Some(start),
+                    ..EventData::default()
+                },
+            }),
+        ],
+    }
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// One thread's booking attempt `i`.
+type Step<'a> = Box<dyn FnMut(u64) -> Counts + Send + 'a>;
+
+/// Runs `threads` threads of `step` (called with the thread and the attempt
+/// number) for `window`, after one untimed warm-up step each.
+fn timed<'a, S>(threads: usize, window: Duration, setup: S) -> Result<(f64, Counts), Error>
+where
+    S: Fn(usize) -> Result<Step<'a>, Error> + Sync,
+{
+    let barrier = Barrier::new(threads + 1);
+    let (setup, barrier) = (&setup, &barrier);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|th| {
+                s.spawn(move || -> Result<Counts, Error> {
+                    let prepared = setup(th);
+                    barrier.wait();
+                    let mut step = prepared?;
+                    // Warm-up (connection, plans), outside the window.
+                    step(0);
+                    barrier.wait();
+                    let start = Instant::now();
+                    let mut total = Counts::default();
+                    let mut i = 1;
+                    while start.elapsed() < window {
+                        total.add(step(i));
+                        i += 1;
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        barrier.wait();
+        barrier.wait();
+        let start = Instant::now();
+        let mut total = Counts::default();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(c)) => total.add(c),
+                Ok(Err(e)) => first_err = Some(e),
+                Err(_) => first_err = Some("a bench thread panicked".into()),
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((secs, total)),
+        }
+    })
+}
+
+fn adapter_case(
+    app_url: &str,
+    case: &str,
+    load: Load,
+    threads: usize,
+    window: Duration,
+) -> Result<(f64, Counts), Error> {
+    let store = PgStore::connect(app_url, threads)?;
+    let store = &store;
+    let tenant = TenantId(TENANT.to_owned());
+    let tenant = &tenant;
+    timed(threads, window, |th| {
+        Ok(Box::new(move |i| {
+            let (resource, s) = target(case, load, th, i);
+            let id = format!("{case}-{th}-{i}");
+            let mut c = Counts::default();
+            match store.commit(tenant, booking(&resource, &id, s)) {
+                Ok(_) => c.ok = 1,
+                Err(e) if e.kind() == StorageErrorKind::SlotTaken => c.taken = 1,
+                Err(e) => {
+                    eprintln!("adapter error: {} ({e})", e.code());
+                    c.other = 1;
+                }
+            }
+            c
+        }) as Step<'_>)
+    })
+}
+
+fn raw_case(
+    owner_url: &str,
+    case: &str,
+    load: Load,
+    threads: usize,
+    window: Duration,
+) -> Result<(f64, Counts), Error> {
+    timed(threads, window, |th| {
+        let mut client = Client::connect(owner_url, NoTls)?;
+        let insert = client.prepare(
+            "INSERT INTO bench.raw_bookings (tenant_id, resource_id, busy)
+             VALUES ($1, $2, tstzrange($3, $4, '[)'))",
+        )?;
+        Ok(Box::new(move |i| {
+            let (resource, s) = target(case, load, th, i);
+            let (start, end) = slot(s);
+            let mut c = Counts::default();
+            match client.execute(&insert, &[&TENANT, &resource, &start, &end]) {
+                Ok(_) => c.ok = 1,
+                Err(e) if e.code() == Some(&SqlState::EXCLUSION_VIOLATION) => c.taken = 1,
+                Err(e) => {
+                    let code = e.code().map_or("none", SqlState::code);
+                    eprintln!("raw error: sqlstate {code}");
+                    c.other = 1;
+                }
+            }
+            c
+        }) as Step<'_>)
+    })
+}
+
+/// The profile case: the statements the adapter runs for one booking (as of
+/// this writing: BEGIN, the tenant setting, the resource lock, the
+/// appointment row, the lapsed-hold cleanup, the capacity look-up, the
+/// active row, the outbox row, COMMIT), issued by hand on one connection as
+/// the runtime role. `prepared`: each statement parsed once per connection;
+/// otherwise parsed on every call, as `Client::execute(&str, ..)` does.
+fn sql_case(
+    app_url: &str,
+    case: &str,
+    prepared: bool,
+    window: Duration,
+) -> Result<(f64, Counts), Error> {
+    const SQL: [&str; 7] = [
+        "SELECT set_config('medsched.tenant', $1, true)",
+        "SELECT pg_advisory_xact_lock(1, hashtext($1 || chr(31) || $2))",
+        "INSERT INTO medsched.appointments
+             (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
+              buffer_before_min, buffer_after_min, resources, patient_id, type_id, doc)
+         VALUES ($1, $2, 1, NULL, 'booked', $3, $4, 0, 0, $5, NULL, NULL, $6)
+         ON CONFLICT (tenant_id, id) DO NOTHING
+         RETURNING key",
+        "DELETE FROM medsched.active_bookings
+         WHERE tenant_id = $1 AND resource_id = ANY($2)
+           AND busy && tstzrange($3, $4, '[)') AND hold_expires_at <= $5",
+        "SELECT 1 FROM medsched.active_bookings
+         WHERE tenant_id = $1 AND resource_id = $2
+           AND busy && tstzrange($3, $4, '[)')
+           AND (hold_expires_at IS NULL OR hold_expires_at > $5)
+           AND ($6 OR NOT capacity_one)
+         LIMIT 1",
+        "INSERT INTO medsched.active_bookings
+             (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
+         VALUES ($1, $2, $3, tstzrange($4, $5, '[)'), NULL, true)",
+        "INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+         VALUES ($1, 'booked', $2, $3, $4)",
+    ];
+    timed(1, window, |_| {
+        let mut client = Client::connect(app_url, NoTls)?;
+        let statements = SQL
+            .iter()
+            .map(|q| client.prepare(q))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::new(move |i| {
+            let mut c = Counts::default();
+            let (resource, s) = target(case, Load::Distinct, 0, i);
+            let id = format!("{case}-{i}");
+            let (start, end) = slot(s);
+            let now = at(-60);
+            let doc = serde_json::json!({"id": id, "resources": [resource], "status": "booked"});
+            let data = serde_json::json!({"appointment": id, "start": start});
+            let resources = vec![resource.clone()];
+            let result = (|| -> Result<(), postgres::Error> {
+                let mut tx = client.transaction()?;
+                let q = |n: usize| -> postgres::Statement {
+                    statements.get(n).cloned().unwrap_or_else(|| unreachable!())
+                };
+                macro_rules! run {
+                    ($n:expr, $params:expr) => {
+                        if prepared {
+                            tx.query(&q($n), $params)?
+                        } else {
+                            tx.query(SQL.get($n).copied().unwrap_or_default(), $params)?
+                        }
+                    };
+                }
+                run!(0, &[&TENANT]);
+                run!(1, &[&TENANT, &resource]);
+                let rows = run!(2, &[&TENANT, &id, &start, &end, &resources, &doc]);
+                let key: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
+                run!(3, &[&TENANT, &resources, &start, &end, &now]);
+                run!(4, &[&TENANT, &resource, &start, &end, &now, &false]);
+                run!(5, &[&TENANT, &resource, &key, &start, &end]);
+                run!(6, &[&TENANT, &now, &id, &data]);
+                tx.commit()
+            })();
+            match result {
+                Ok(()) => c.ok = 1,
+                Err(e) => {
+                    eprintln!("sql error: {e}");
+                    c.other = 1;
+                }
+            }
+            c
+        }) as Step<'_>)
+    })
+}
+
+fn prepare(owner_url: &str) -> Result<String, Error> {
+    let owner = PgStore::connect(owner_url, 1)?;
+    owner.migrate()?;
+    let mut admin = Client::connect(owner_url, NoTls)?;
+    admin.batch_execute(&format!(
+        "CREATE ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+         CREATE SCHEMA bench;
+         CREATE TABLE bench.raw_bookings (
+             tenant_id   text NOT NULL,
+             resource_id text NOT NULL,
+             busy        tstzrange NOT NULL,
+             CONSTRAINT raw_no_overlap EXCLUDE USING gist (
+                 tenant_id WITH =, resource_id WITH =, busy WITH &&
+             )
+         );"
+    ))?;
+    owner.grant_runtime_role(APP_ROLE)?;
+    let config: postgres::Config = owner_url.parse()?;
+    let user = config.get_user().unwrap_or("postgres");
+    Ok(owner_url.replace(&format!("user={user}"), &format!("user={APP_ROLE}")))
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("pg_bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<bool, Error> {
+    let mut args = std::env::args().skip(1);
+    let owner_url = args
+        .next()
+        .ok_or("usage: pg_bench <connection string> [seconds]")?;
+    let secs: f64 = args.next().map_or(Ok(4.0), |s| s.parse())?;
+    let window = Duration::from_secs_f64(secs);
+    let app_url = prepare(&owner_url)?;
+
+    let mut outcomes = Vec::new();
+    for threads in THREADS {
+        for load in [Load::Distinct, Load::Contended] {
+            // Adapter and raw back to back, so both see the same machine state.
+            for path in [Path::Adapter, Path::Raw] {
+                let case = format!(
+                    "{}{}{threads}",
+                    if path == Path::Adapter { "a" } else { "r" },
+                    if load == Load::Distinct { "d" } else { "c" },
+                );
+                let (secs, counts) = match path {
+                    Path::Adapter => adapter_case(&app_url, &case, load, threads, window)?,
+                    Path::Raw => raw_case(&owner_url, &case, load, threads, window)?,
+                };
+                let o = Outcome {
+                    path,
+                    load,
+                    threads,
+                    secs,
+                    counts,
+                };
+                println!(
+                    "case={case} path={path:?} load={load:?} threads={threads} secs={secs:.2} \
+                     booked={} slot_taken={} other_errors={} booked_per_s={:.0} attempts_per_s={:.0}",
+                    counts.ok,
+                    counts.taken,
+                    counts.other,
+                    o.booked_per_sec(),
+                    o.attempts_per_sec()
+                );
+                outcomes.push(o);
+            }
+        }
+    }
+
+    let find = |path, load, threads| {
+        outcomes
+            .iter()
+            .find(|o| o.path == path && o.load == load && o.threads == threads)
+    };
+    println!();
+    println!("| threads | adapter non-conflicting (bookings/s) | raw INSERT non-conflicting (rows/s) | adapter / raw | adapter contended: booked/s, attempts/s | raw contended: inserted/s, attempts/s | contended errors other than slot taken (adapter / raw) |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut ratios = Vec::new();
+    for threads in THREADS {
+        let (Some(ad), Some(rd), Some(ac), Some(rc)) = (
+            find(Path::Adapter, Load::Distinct, threads),
+            find(Path::Raw, Load::Distinct, threads),
+            find(Path::Adapter, Load::Contended, threads),
+            find(Path::Raw, Load::Contended, threads),
+        ) else {
+            continue;
+        };
+        let ratio = ad.booked_per_sec() / rd.booked_per_sec().max(f64::MIN_POSITIVE);
+        ratios.push(ratio);
+        println!(
+            "| {threads} | {:.0} | {:.0} | {:.0}% | {:.0}, {:.0} | {:.0}, {:.0} | {} / {} |",
+            ad.booked_per_sec(),
+            rd.booked_per_sec(),
+            ratio * 100.0,
+            ac.booked_per_sec(),
+            ac.attempts_per_sec(),
+            rc.booked_per_sec(),
+            rc.attempts_per_sec(),
+            ac.counts.other,
+            rc.counts.other
+        );
+    }
+    println!();
+    for prepared in [false, true] {
+        let case = if prepared {
+            "sql-prepared"
+        } else {
+            "sql-unprepared"
+        };
+        let (secs, counts) = sql_case(&app_url, case, prepared, window)?;
+        println!(
+            "profile case={case} threads=1 secs={secs:.2} booked={} other_errors={} booked_per_s={:.0}",
+            counts.ok,
+            counts.other,
+            counts.ok as f64 / secs
+        );
+    }
+    // The raw baseline has no retry: its deadlocks are reported, not failed.
+    let raw_other: u64 = outcomes
+        .iter()
+        .filter(|o| o.path == Path::Raw)
+        .map(|o| o.counts.other)
+        .sum();
+    let other: u64 = outcomes
+        .iter()
+        .filter(|o| o.path == Path::Adapter)
+        .map(|o| o.counts.other)
+        .sum();
+    let contended_taken = outcomes
+        .iter()
+        .filter(|o| o.load == Load::Contended && o.threads > 1)
+        .all(|o| o.counts.taken > 0);
+    let min_ratio = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    println!();
+    println!(
+        "target adapter/raw >= 70% non-conflicting: {} (lowest {:.0}%)",
+        if min_ratio >= 0.7 { "met" } else { "NOT met" },
+        min_ratio * 100.0
+    );
+    println!(
+        "adapter errors other than slot taken: {other}; raw INSERT errors other than an \
+         exclusion violation: {raw_other}; contended runs contended: {}",
+        if contended_taken { "yes" } else { "NO" }
+    );
+    Ok(other == 0 && contended_taken)
+}

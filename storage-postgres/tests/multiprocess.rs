@@ -1,0 +1,340 @@
+//! Issue 5, point 10, the scale-out path: separate OS processes (not
+//! threads), each with its own `PgStore` and connection pool, book against
+//! one database, and a SQL self-join afterwards finds no overlapping active
+//! rows; and every key of the schema leads with the tenant id, so that the
+//! tables can be distributed by tenant (see docs/scaling.md).
+//!
+//! The worker processes are this very test binary, run again with
+//! `--ignored --exact multiprocess::worker` and the database in an
+//! environment variable. That needs no second build step: `cargo test`
+//! builds the binary the test runs, so the worker is always present and
+//! always the current code (an example binary would need `cargo build
+//! --example` from inside the test, or could be stale under `--test`).
+
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use medsched_postgres::PgStore;
+use medsched_storage::{
+    Appointment, AppointmentStatus, Batch, Claim, EventData, EventKind, NewEvent, Op,
+    StorageErrorKind, Store, TenantId,
+};
+
+use crate::pg::server;
+
+const PROCESSES: usize = 4;
+const ATTEMPTS: usize = 300;
+/// The database of a worker process (set only for workers).
+const URL_VAR: &str = "MEDSCHED_MULTIPROCESS_URL";
+/// The worker's number, which seeds its random choices.
+const WORKER_VAR: &str = "MEDSCHED_MULTIPROCESS_WORKER";
+/// The prefix of the one result line a worker prints.
+const RESULT: &str = "multiprocess-worker";
+const TENANT: &str = "multiprocess";
+
+fn at(min: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 7, 8, 0, 0).unwrap() + TimeDelta::minutes(min)
+}
+
+/// A tiny deterministic RNG (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_4762_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+/// What one worker process reports.
+#[derive(Debug)]
+struct Report {
+    pid: u32,
+    ok: usize,
+    taken: usize,
+    other: usize,
+    codes: String,
+}
+
+fn parse(line: &str) -> Option<Report> {
+    let mut r = Report {
+        pid: 0,
+        ok: 0,
+        taken: 0,
+        other: 0,
+        codes: String::new(),
+    };
+    // libtest may print `test multiprocess::worker ... ` before it.
+    let (_, fields) = line.split_once(RESULT)?;
+    for field in fields.split_whitespace() {
+        let (k, v) = field.split_once('=')?;
+        match k {
+            "pid" => r.pid = v.parse().ok()?,
+            "ok" => r.ok = v.parse().ok()?,
+            "taken" => r.taken = v.parse().ok()?,
+            "other" => r.other = v.parse().ok()?,
+            "codes" => r.codes = v.to_owned(),
+            _ => return None,
+        }
+    }
+    Some(r)
+}
+
+/// 4 processes x 300 random capacity-one bookings (booking + outbox event,
+/// like the engine's) on 3 providers with overlapping ranges: every process
+/// sees only successes and "slot taken", and no two active rows overlap.
+#[test]
+fn four_processes_book_without_overlap() {
+    let url = server().fresh_database("multiprocess");
+    PgStore::connect(&url, 1).unwrap().migrate().unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|n| {
+            Command::new(&exe)
+                .args(["--ignored", "--exact", "multiprocess::worker"])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(URL_VAR, &url)
+                .env(WORKER_VAR, n.to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn a worker process")
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "worker failed ({}):\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = stdout
+            .lines()
+            .find_map(parse)
+            .unwrap_or_else(|| panic!("no result line from a worker:\n{stdout}"));
+        reports.push(report);
+    }
+    println!("{reports:?}");
+
+    let mut pids: Vec<u32> = reports.iter().map(|r| r.pid).collect();
+    pids.push(std::process::id());
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), PROCESSES + 1, "workers are separate processes");
+    for r in &reports {
+        assert_eq!(r.ok + r.taken + r.other, ATTEMPTS, "{r:?}");
+        assert_eq!(r.other, 0, "errors other than slot taken: {r:?}");
+        assert!(r.ok > 0, "a worker never booked: {r:?}");
+    }
+    let ok: usize = reports.iter().map(|r| r.ok).sum();
+    let taken: usize = reports.iter().map(|r| r.taken).sum();
+    assert!(taken > 0, "the processes never contended");
+
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let overlapping: i64 = raw
+        .query_one(
+            "SELECT count(*) FROM medsched.active_bookings x
+             JOIN medsched.active_bookings y
+               ON x.tenant_id = y.tenant_id AND x.resource_id = y.resource_id
+              AND x.appointment_key < y.appointment_key AND x.busy && y.busy
+             WHERE x.hold_expires_at IS NULL AND y.hold_expires_at IS NULL",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(overlapping, 0, "overlapping active rows");
+    let row = raw
+        .query_one(
+            "SELECT (SELECT count(*) FROM medsched.appointments WHERE tenant_id = $1),
+                    (SELECT count(*) FROM medsched.active_bookings WHERE tenant_id = $1),
+                    (SELECT count(*) FROM medsched.outbox WHERE tenant_id = $1)",
+            &[&TENANT],
+        )
+        .unwrap();
+    let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let ok = ok as i64;
+    assert_eq!(counts, (ok, ok, ok), "one row each per reported success");
+
+    // The processes ran at the same time: in commit order (the key is an
+    // identity), the booking process changes more often than once each.
+    let ids: Vec<String> = raw
+        .query(
+            "SELECT id FROM medsched.appointments WHERE tenant_id = $1 ORDER BY key",
+            &[&TENANT],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let process = |id: &String| id.split('-').next().map(str::to_owned);
+    let switches = ids
+        .windows(2)
+        .filter(|w| process(&w[0]) != process(&w[1]))
+        .count();
+    println!("bookings {ok}, slot taken {taken}, process switches in commit order {switches}");
+    assert!(switches > PROCESSES, "the processes did not interleave");
+}
+
+/// The body of a worker process of [`four_processes_book_without_overlap`];
+/// does nothing unless run by it.
+#[test]
+#[ignore = "a worker process of four_processes_book_without_overlap"]
+fn worker() {
+    let (Ok(url), Ok(n)) = (std::env::var(URL_VAR), std::env::var(WORKER_VAR)) else {
+        return;
+    };
+    let n: u64 = n.parse().unwrap();
+    let store = PgStore::connect(&url, 2).unwrap();
+    let t = TenantId(TENANT.to_owned());
+    let mut rng = Rng(0x5EED_0000 + n);
+    let (mut ok, mut taken, mut other) = (0, 0, 0);
+    let mut codes = Vec::new();
+    for i in 0..ATTEMPTS {
+        let id = format!("p{n}-{i}");
+        let resource = format!("provider-{}", rng.below(3));
+        // A 5-minute grid over a week: most attempts collide.
+        let start = rng.below(7 * 24 * 12) as i64 * 5;
+        let len = 15 + rng.below(4) as i64 * 15;
+        let a = Appointment {
+            id: id.as_str().into(),
+            type_id: None,
+            patient: None,
+            resources: vec![resource.as_str().into()],
+            start: Some(at(start)),
+            end: Some(at(start + len)),
+            status: AppointmentStatus::Booked,
+            buffer_before_min: 0,
+            buffer_after_min: 5,
+            reason: None,
+            notes: None,
+        };
+        let booked = NewEvent {
+            kind: EventKind::Booked,
+            due_at: at(-60),
+            data: EventData {
+                appointment: Some(id.as_str().into()),
+                start: a.start,
+                ..EventData::default()
+            },
+        };
+        let batch = Batch {
+            now: at(-60),
+            idempotency: None,
+            ops: vec![
+                Op::Insert {
+                    claims: vec![Claim {
+                        resource: resource.as_str().into(),
+                        capacity: 1,
+                    }],
+                    appointment: a,
+                    hold_expires_at: None,
+                    overbook: false,
+                },
+                Op::Emit(booked),
+            ],
+        };
+        match store.commit(&t, batch) {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == StorageErrorKind::SlotTaken => taken += 1,
+            Err(e) => {
+                other += 1;
+                codes.push(e.code());
+            }
+        }
+    }
+    codes.dedup();
+    let codes = if codes.is_empty() {
+        "-".to_owned()
+    } else {
+        codes.join(",")
+    };
+    println!(
+        "{RESULT} pid={} ok={ok} taken={taken} other={other} codes={codes}",
+        std::process::id()
+    );
+}
+
+/// Every table but `schema_version` has a primary key, and every index
+/// (primary keys, unique and exclusion constraints included) and every
+/// foreign key of the `medsched` schema leads with `tenant_id`: what Citus
+/// needs to distribute the tables by tenant without a schema change.
+#[test]
+fn every_key_leads_with_tenant_id() {
+    let url = server().fresh_database("keys");
+    PgStore::connect(&url, 1).unwrap().migrate().unwrap();
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let column = |table: &str, attnum: &str| {
+        format!(
+            "(SELECT a.attname::text FROM pg_attribute a
+              WHERE a.attrelid = {table} AND a.attnum = {attnum})"
+        )
+    };
+    let mut offending = |sql: &str| -> Vec<String> {
+        raw.query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect()
+    };
+    let indexes = offending(&format!(
+        "SELECT t.relname || '.' || c.relname FROM pg_index i
+         JOIN pg_class c ON c.oid = i.indexrelid
+         JOIN pg_class t ON t.oid = i.indrelid
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         WHERE n.nspname = 'medsched' AND t.relname <> 'schema_version'
+           AND {} IS DISTINCT FROM 'tenant_id'",
+        column("t.oid", "i.indkey[0]")
+    ));
+    assert_eq!(
+        indexes,
+        Vec::<String>::new(),
+        "indexes not led by tenant_id"
+    );
+    let foreign = offending(&format!(
+        "SELECT k.conname::text FROM pg_constraint k
+         JOIN pg_namespace n ON n.oid = k.connamespace
+         WHERE n.nspname = 'medsched' AND k.contype = 'f'
+           AND ({} IS DISTINCT FROM 'tenant_id' OR {} IS DISTINCT FROM 'tenant_id')",
+        column("k.conrelid", "k.conkey[1]"),
+        column("k.confrelid", "k.confkey[1]")
+    ));
+    assert_eq!(
+        foreign,
+        Vec::<String>::new(),
+        "foreign keys not led by tenant_id"
+    );
+    let keyless = offending(
+        "SELECT t.relname::text FROM pg_class t
+         JOIN pg_namespace n ON n.oid = t.relnamespace
+         WHERE n.nspname = 'medsched' AND t.relkind = 'r' AND t.relname <> 'schema_version'
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint k
+                           WHERE k.conrelid = t.oid AND k.contype = 'p')",
+    );
+    assert_eq!(
+        keyless,
+        Vec::<String>::new(),
+        "tables without a primary key"
+    );
+    let exclusion: i64 = raw
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_constraint k
+                 JOIN pg_namespace n ON n.oid = k.connamespace
+                 WHERE n.nspname = 'medsched' AND k.contype = 'x'
+                   AND {} = 'tenant_id'",
+                column("k.conrelid", "k.conkey[1]")
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(exclusion >= 1, "the exclusion constraint is missing");
+}
