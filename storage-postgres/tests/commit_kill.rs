@@ -1,0 +1,221 @@
+//! The connection is killed while the server executes COMMIT (issue 5,
+//! point 7): the idempotent retry resolves to exactly one booking.
+//!
+//! COMMIT is made observable and slow in this test database only: a
+//! deferred constraint trigger on `medsched.appointments` (deferred
+//! triggers run during COMMIT) sleeps one second the first time it fires.
+//! "First time" is counted by a sequence, which is not rolled back with the
+//! killed transaction, so only the first attempt is slow.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use medsched_postgres::PgStore;
+use medsched_storage::{
+    Appointment, AppointmentStatus, Batch, Claim, Committed, Idempotency, Op, Store, TenantId,
+};
+
+use crate::pg::server;
+
+fn at(hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 7, hour, 0, 0).unwrap()
+}
+
+/// The backend found executing COMMIT and terminated.
+#[derive(Debug)]
+struct Kill {
+    pid: i32,
+    query: String,
+    wait_event: Option<String>,
+    terminated: bool,
+}
+
+/// Polls `pg_stat_activity` of the database at `url` until a backend is
+/// executing COMMIT (and sleeping in the deferred trigger), then terminates
+/// it. `None` if none was seen within 10 s.
+fn kill_at_commit(url: &str) -> Option<Kill> {
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let row = admin
+            .query_opt(
+                "SELECT pid, query, wait_event FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend'
+                   AND state = 'active' AND query = 'COMMIT'
+                   AND wait_event = 'PgSleep'",
+                &[],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            let pid: i32 = row.get(0);
+            let terminated: bool = admin
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .unwrap()
+                .get(0);
+            return Some(Kill {
+                pid,
+                query: row.get(1),
+                wait_event: row.get(2),
+                terminated,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    None
+}
+
+#[test]
+fn connection_killed_at_commit_gives_exactly_one_booking() {
+    let started = Instant::now();
+    let url = server().fresh_database("commit_kill");
+    // Superuser-connected, as in stress.rs: the trigger fires whatever the
+    // row-level security policies say.
+    let store = PgStore::connect(&url, 2).unwrap();
+    store.migrate().unwrap();
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    raw.batch_execute(
+        "CREATE SEQUENCE public.test_slow_commit_seq;
+         CREATE FUNCTION public.medsched_test_slow_commit() RETURNS trigger
+         LANGUAGE plpgsql AS $$
+         BEGIN
+             IF nextval('public.test_slow_commit_seq') = 1 THEN
+                 PERFORM pg_sleep(1.0);
+             END IF;
+             RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER test_slow_commit
+             AFTER INSERT ON medsched.appointments
+             DEFERRABLE INITIALLY DEFERRED
+             FOR EACH ROW EXECUTE FUNCTION public.medsched_test_slow_commit();",
+    )
+    .unwrap();
+
+    let t = TenantId("commit_kill".to_owned());
+    let a = Appointment {
+        id: "ck-1".into(),
+        type_id: None,
+        patient: None,
+        resources: vec!["room-1".into()],
+        start: Some(at(9)),
+        end: Some(at(10)),
+        status: AppointmentStatus::Booked,
+        buffer_before_min: 0,
+        buffer_after_min: 0,
+        reason: None,
+        notes: None,
+    };
+    let batch = Batch {
+        now: at(8),
+        idempotency: Some(Idempotency {
+            key: "key-ck-1".to_owned(),
+            fingerprint: "fp-ck-1".to_owned(),
+        }),
+        ops: vec![Op::Insert {
+            claims: vec![Claim {
+                resource: "room-1".into(),
+                capacity: 1,
+            }],
+            appointment: a,
+            hold_expires_at: None,
+            overbook: false,
+        }],
+    };
+
+    let (kill, (committed, caller_tries)): (Option<Kill>, (Committed, u32)) =
+        std::thread::scope(|s| {
+            let killer = s.spawn(|| kill_at_commit(&url));
+            let booker = s.spawn(|| {
+                // The adapter retries a lost COMMIT itself (the key makes it
+                // safe); a caller would retry a temporary error with the
+                // same key, so the test does too.
+                let mut tries = 0u32;
+                loop {
+                    tries += 1;
+                    match store.commit(&t, batch.clone()) {
+                        Ok(c) => break (c, tries),
+                        Err(e) if e.is_temporary() && tries < 5 => continue,
+                        Err(e) => panic!("commit: {} ({e})", e.code()),
+                    }
+                }
+            });
+            let booked = booker.join();
+            let kill = killer.join().unwrap();
+            match booked {
+                Ok(b) => (kill, b),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+
+    let kill = kill.expect("no backend was seen executing COMMIT: the test proved nothing");
+    assert_eq!(kill.query, "COMMIT");
+    assert_eq!(kill.wait_event.as_deref(), Some("PgSleep"));
+    assert!(kill.terminated, "pg_terminate_backend({}) failed", kill.pid);
+
+    // The terminated backend is gone.
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive: i64 = raw
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&kill.pid],
+            )
+            .unwrap()
+            .get(0);
+        if alive == 0 {
+            break;
+        }
+        assert!(Instant::now() < gone_by, "backend {} still alive", kill.pid);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // The trigger fired exactly twice: the killed attempt and one retry.
+    let fired: i64 = raw
+        .query_one("SELECT last_value FROM public.test_slow_commit_seq", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(fired, 2, "trigger firings (attempts that inserted)");
+
+    // The result names the one appointment. Termination inside the deferred
+    // trigger aborts the transaction before its commit record, so nothing
+    // of the first attempt survived and the retry applied afresh.
+    assert_eq!(committed.appointments.len(), 1);
+    let stored = &committed.appointments[0];
+    assert_eq!(stored.appointment.id.0, "ck-1");
+    assert!(!committed.replayed, "nothing was committed to replay");
+
+    let row = raw
+        .query_one(
+            "SELECT (SELECT count(*) FROM medsched.appointments WHERE tenant_id = $1),
+                    (SELECT count(*) FROM medsched.appointments
+                      WHERE tenant_id = $1 AND id = 'ck-1' AND key = $2),
+                    (SELECT count(*) FROM medsched.active_bookings WHERE tenant_id = $1),
+                    (SELECT count(*) FROM medsched.active_bookings
+                      WHERE tenant_id = $1 AND appointment_key = $2
+                        AND resource_id = 'room-1' AND hold_expires_at IS NULL),
+                    (SELECT count(*) FROM medsched.idempotency WHERE tenant_id = $1),
+                    (SELECT count(*) FROM medsched.idempotency
+                      WHERE tenant_id = $1 AND key = 'key-ck-1')",
+            &[&t.0.as_str(), &i64::try_from(stored.key).unwrap()],
+        )
+        .unwrap();
+    let counts: Vec<i64> = (0..6).map(|i| row.get(i)).collect();
+    assert_eq!(counts, vec![1; 6], "appointments / bookings / keys");
+
+    // A later retry with the same key replays that appointment.
+    let again = store.commit(&t, batch).unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.appointments.len(), 1);
+    assert_eq!(again.appointments[0].key, stored.key);
+
+    println!(
+        "commit_kill: terminated pid {} during {:?} (wait {:?}); caller tries {caller_tries}, \
+         trigger firings {fired}, appointment key {} replayed {}; {:.2?}",
+        kill.pid,
+        kill.query,
+        kill.wait_event,
+        stored.key,
+        committed.replayed,
+        started.elapsed()
+    );
+}
