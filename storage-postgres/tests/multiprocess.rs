@@ -4,50 +4,20 @@
 //! rows; and every key of the schema leads with the tenant id, so that the
 //! tables can be distributed by tenant (see docs/scaling.md).
 //!
-//! The worker processes are this very test binary, run again with
-//! `--ignored --exact multiprocess::worker` and the database in an
-//! environment variable. That needs no second build step: `cargo test`
-//! builds the binary the test runs, so the worker is always present and
-//! always the current code (an example binary would need `cargo build
-//! --example` from inside the test, or could be stale under `--test`).
+//! The worker processes are the crate's load generator,
+//! `medsched-pg-load` (src/bin), which cargo builds before the integration
+//! tests and names in `CARGO_BIN_EXE_medsched-pg-load`.
 
 use std::process::{Command, Stdio};
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use medsched_postgres::PgStore;
-use medsched_storage::{
-    Appointment, AppointmentStatus, Batch, Claim, EventData, EventKind, NewEvent, Op,
-    StorageErrorKind, Store, TenantId,
-};
 
 use crate::pg::server;
 
 const PROCESSES: usize = 4;
 const ATTEMPTS: usize = 300;
-/// The database of a worker process (set only for workers).
-const URL_VAR: &str = "MEDSCHED_MULTIPROCESS_URL";
-/// The worker's number, which seeds its random choices.
-const WORKER_VAR: &str = "MEDSCHED_MULTIPROCESS_WORKER";
-/// The prefix of the one result line a worker prints.
-const RESULT: &str = "multiprocess-worker";
+const RESULT: &str = "medsched-pg-load";
 const TENANT: &str = "multiprocess";
-
-fn at(min: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2030, 1, 7, 8, 0, 0).unwrap() + TimeDelta::minutes(min)
-}
-
-/// A tiny deterministic RNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_4762_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// What one worker process reports.
 #[derive(Debug)]
@@ -91,14 +61,11 @@ fn four_processes_book_without_overlap() {
     let url = server().fresh_database("multiprocess");
     PgStore::connect(&url, 1).unwrap().migrate().unwrap();
 
-    let exe = std::env::current_exe().unwrap();
+    let exe = env!("CARGO_BIN_EXE_medsched-pg-load");
     let children: Vec<_> = (0..PROCESSES)
         .map(|n| {
-            Command::new(&exe)
-                .args(["--ignored", "--exact", "multiprocess::worker"])
-                .args(["--nocapture", "--test-threads=1"])
-                .env(URL_VAR, &url)
-                .env(WORKER_VAR, n.to_string())
+            Command::new(exe)
+                .args([url.as_str(), &n.to_string(), &ATTEMPTS.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -181,85 +148,6 @@ fn four_processes_book_without_overlap() {
         .count();
     println!("bookings {ok}, slot taken {taken}, process switches in commit order {switches}");
     assert!(switches > PROCESSES, "the processes did not interleave");
-}
-
-/// The body of a worker process of [`four_processes_book_without_overlap`];
-/// does nothing unless run by it.
-#[test]
-#[ignore = "a worker process of four_processes_book_without_overlap"]
-fn worker() {
-    let (Ok(url), Ok(n)) = (std::env::var(URL_VAR), std::env::var(WORKER_VAR)) else {
-        return;
-    };
-    let n: u64 = n.parse().unwrap();
-    let store = PgStore::connect(&url, 2).unwrap();
-    let t = TenantId(TENANT.to_owned());
-    let mut rng = Rng(0x5EED_0000 + n);
-    let (mut ok, mut taken, mut other) = (0, 0, 0);
-    let mut codes = Vec::new();
-    for i in 0..ATTEMPTS {
-        let id = format!("p{n}-{i}");
-        let resource = format!("provider-{}", rng.below(3));
-        // A 5-minute grid over a week: most attempts collide.
-        let start = rng.below(7 * 24 * 12) as i64 * 5;
-        let len = 15 + rng.below(4) as i64 * 15;
-        let a = Appointment {
-            id: id.as_str().into(),
-            type_id: None,
-            patient: None,
-            resources: vec![resource.as_str().into()],
-            start: Some(at(start)),
-            end: Some(at(start + len)),
-            status: AppointmentStatus::Booked,
-            buffer_before_min: 0,
-            buffer_after_min: 5,
-            reason: None,
-            notes: None,
-        };
-        let booked = NewEvent {
-            kind: EventKind::Booked,
-            due_at: at(-60),
-            data: EventData {
-                appointment: Some(id.as_str().into()),
-                start: a.start,
-                ..EventData::default()
-            },
-        };
-        let batch = Batch {
-            now: at(-60),
-            idempotency: None,
-            ops: vec![
-                Op::Insert {
-                    claims: vec![Claim {
-                        resource: resource.as_str().into(),
-                        capacity: 1,
-                    }],
-                    appointment: a,
-                    hold_expires_at: None,
-                    overbook: false,
-                },
-                Op::Emit(booked),
-            ],
-        };
-        match store.commit(&t, batch) {
-            Ok(_) => ok += 1,
-            Err(e) if e.kind() == StorageErrorKind::SlotTaken => taken += 1,
-            Err(e) => {
-                other += 1;
-                codes.push(e.code());
-            }
-        }
-    }
-    codes.dedup();
-    let codes = if codes.is_empty() {
-        "-".to_owned()
-    } else {
-        codes.join(",")
-    };
-    println!(
-        "{RESULT} pid={} ok={ok} taken={taken} other={other} codes={codes}",
-        std::process::id()
-    );
 }
 
 /// Every table but `schema_version` has a primary key, and every index
