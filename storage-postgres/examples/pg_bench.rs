@@ -24,11 +24,9 @@
 //!   slots; contended: all threads try the same slot sequence on 2
 //!   resources, so each slot has one winner and the rest get "slot taken".
 //!
-//! Then, to show where the adapter's time goes, one thread runs the
-//! adapter's statements by hand, parsed on every call (as the adapter does)
-//! and prepared once. Prints one line per case and a Markdown table; exits 1
-//! when an adapter run saw an error other than "slot taken" (the raw
-//! baseline's errors, such as deadlocks, are reported only).
+//! Prints one line per case and a Markdown table; exits 1 when an adapter
+//! run saw an error other than "slot taken" (the raw baseline's errors,
+//! such as deadlocks, are reported only).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::process::ExitCode;
@@ -275,93 +273,6 @@ fn raw_case(
     })
 }
 
-/// The profile case: the statements the adapter runs for one booking (as of
-/// this writing: BEGIN, the tenant setting, the resource lock, the
-/// appointment row, the lapsed-hold cleanup, the capacity look-up, the
-/// active row, the outbox row, COMMIT), issued by hand on one connection as
-/// the runtime role. `prepared`: each statement parsed once per connection;
-/// otherwise parsed on every call, as `Client::execute(&str, ..)` does.
-fn sql_case(
-    app_url: &str,
-    case: &str,
-    prepared: bool,
-    window: Duration,
-) -> Result<(f64, Counts), Error> {
-    const SQL: [&str; 7] = [
-        "SELECT set_config('medsched.tenant', $1, true)",
-        "SELECT pg_advisory_xact_lock(1, hashtext($1 || chr(31) || $2))",
-        "INSERT INTO medsched.appointments
-             (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
-              buffer_before_min, buffer_after_min, resources, patient_id, type_id, doc)
-         VALUES ($1, $2, 1, NULL, 'booked', $3, $4, 0, 0, $5, NULL, NULL, $6)
-         ON CONFLICT (tenant_id, id) DO NOTHING
-         RETURNING key",
-        "DELETE FROM medsched.active_bookings
-         WHERE tenant_id = $1 AND resource_id = ANY($2)
-           AND busy && tstzrange($3, $4, '[)') AND hold_expires_at <= $5",
-        "SELECT 1 FROM medsched.active_bookings
-         WHERE tenant_id = $1 AND resource_id = $2
-           AND busy && tstzrange($3, $4, '[)')
-           AND (hold_expires_at IS NULL OR hold_expires_at > $5)
-           AND ($6 OR NOT capacity_one)
-         LIMIT 1",
-        "INSERT INTO medsched.active_bookings
-             (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
-         VALUES ($1, $2, $3, tstzrange($4, $5, '[)'), NULL, true)",
-        "INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
-         VALUES ($1, 'booked', $2, $3, $4)",
-    ];
-    timed(1, window, |_| {
-        let mut client = Client::connect(app_url, NoTls)?;
-        let statements = SQL
-            .iter()
-            .map(|q| client.prepare(q))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Box::new(move |i| {
-            let mut c = Counts::default();
-            let (resource, s) = target(case, Load::Distinct, 0, i);
-            let id = format!("{case}-{i}");
-            let (start, end) = slot(s);
-            let now = at(-60);
-            let doc = serde_json::json!({"id": id, "resources": [resource], "status": "booked"});
-            let data = serde_json::json!({"appointment": id, "start": start});
-            let resources = vec![resource.clone()];
-            let result = (|| -> Result<(), postgres::Error> {
-                let mut tx = client.transaction()?;
-                let q = |n: usize| -> postgres::Statement {
-                    statements.get(n).cloned().unwrap_or_else(|| unreachable!())
-                };
-                macro_rules! run {
-                    ($n:expr, $params:expr) => {
-                        if prepared {
-                            tx.query(&q($n), $params)?
-                        } else {
-                            tx.query(SQL.get($n).copied().unwrap_or_default(), $params)?
-                        }
-                    };
-                }
-                run!(0, &[&TENANT]);
-                run!(1, &[&TENANT, &resource]);
-                let rows = run!(2, &[&TENANT, &id, &start, &end, &resources, &doc]);
-                let key: i64 = rows.first().map(|r| r.get(0)).unwrap_or_default();
-                run!(3, &[&TENANT, &resources, &start, &end, &now]);
-                run!(4, &[&TENANT, &resource, &start, &end, &now, &false]);
-                run!(5, &[&TENANT, &resource, &key, &start, &end]);
-                run!(6, &[&TENANT, &now, &id, &data]);
-                tx.commit()
-            })();
-            match result {
-                Ok(()) => c.ok = 1,
-                Err(e) => {
-                    eprintln!("sql error: {e}");
-                    c.other = 1;
-                }
-            }
-            c
-        }) as Step<'_>)
-    })
-}
-
 fn prepare(owner_url: &str) -> Result<String, Error> {
     let owner = PgStore::connect(owner_url, 1)?;
     owner.migrate()?;
@@ -473,20 +384,6 @@ fn run() -> Result<bool, Error> {
         );
     }
     println!();
-    for prepared in [false, true] {
-        let case = if prepared {
-            "sql-prepared"
-        } else {
-            "sql-unprepared"
-        };
-        let (secs, counts) = sql_case(&app_url, case, prepared, window)?;
-        println!(
-            "profile case={case} threads=1 secs={secs:.2} booked={} other_errors={} booked_per_s={:.0}",
-            counts.ok,
-            counts.other,
-            counts.ok as f64 / secs
-        );
-    }
     // The raw baseline has no retry: its deadlocks are reported, not failed.
     let raw_other: u64 = outcomes
         .iter()

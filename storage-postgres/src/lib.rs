@@ -205,7 +205,7 @@ impl PgStore {
             attempt += 1;
             let (err, at_commit) = match self.attempt(tenant, &mut f) {
                 Ok(v) => return Ok(v),
-                Err((Fail::Domain(e), _)) => return Err(e),
+                Err((Fail::Domain(e) | Fail::Settle(e), _)) => return Err(e),
                 Err((Fail::Db(e), at_commit)) => (e, at_commit),
             };
             let lost = is_connection_loss(&err);
@@ -216,6 +216,56 @@ impl PgStore {
                 ));
             }
             if !(lost || is_retryable(&err)) {
+                return Err(unavailable(&err));
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    format!("database busy: gave up after {attempt} attempts"),
+                ));
+            }
+            thread::sleep(backoff(attempt));
+        }
+    }
+
+    /// Runs `f`, one statement in autocommit (its own implicit
+    /// transaction: one round trip), on a pooled connection, retrying
+    /// transient failures with bounded backoff as [`PgStore::run`] does.
+    /// The statement sets the tenant itself. When the connection is lost
+    /// the statement may still commit on the server, so its outcome is
+    /// unknown: `settle` is asked, on another connection, whether it did
+    /// (`Some`) or not (`None`: it is retried). `f` reports
+    /// [`Fail::Settle`] when it finds evidence that an earlier attempt of
+    /// this call committed; `settle` then decides.
+    fn run_auto<T>(
+        &self,
+        mut f: impl FnMut(&mut pool::Conn) -> Result<T, Fail>,
+        mut settle: impl FnMut() -> Result<Option<T>, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut attempt = 0;
+        let mut lost_before = false;
+        loop {
+            attempt += 1;
+            let outcome = self.pool.get().and_then(|mut c| f(c.conn()?));
+            let err = match outcome {
+                Ok(v) => return Ok(v),
+                Err(Fail::Domain(e)) => return Err(e),
+                Err(Fail::Settle(e)) => {
+                    if lost_before {
+                        if let Some(v) = settle()? {
+                            return Ok(v);
+                        }
+                    }
+                    return Err(e);
+                }
+                Err(Fail::Db(e)) => e,
+            };
+            if is_connection_loss(&err) {
+                lost_before = true;
+                if let Ok(Some(v)) = settle() {
+                    return Ok(v);
+                }
+            } else if !is_retryable(&err) {
                 return Err(unavailable(&err));
             }
             if attempt >= MAX_ATTEMPTS {
@@ -256,6 +306,10 @@ enum Fail {
     Domain(StorageError),
     /// A database error: retried when transient.
     Db(postgres::Error),
+    /// A contract error that an earlier, lost attempt of the same call may
+    /// have caused (the appointment it inserts exists): see
+    /// [`PgStore::run_auto`]. Elsewhere the same as `Domain`.
+    Settle(StorageError),
 }
 
 impl From<postgres::Error> for Fail {

@@ -8,13 +8,17 @@ use postgres::Transaction;
 use crate::{Fail, PgStore};
 
 /// The newest schema version this adapter knows.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_row_level_security.sql")),
     (3, include_str!("../migrations/0003_phi_bytea.sql")),
+    (
+        4,
+        include_str!("../migrations/0004_one_round_trip_booking.sql"),
+    ),
 ];
 
 /// Advisory lock key serializing migrations (any value not used elsewhere;

@@ -1,20 +1,47 @@
 //! A small bounded connection pool: at most `max` connections open, idle
 //! ones reused, broken ones dropped.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use medsched_storage::{StorageError, StorageErrorKind};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 
 use crate::Fail;
 
 /// How long a caller waits for a free connection.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// An open connection with the statements prepared on it (named server-side
+/// statements live as long as their session).
+pub(crate) struct Conn {
+    pub(crate) client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: HashMap::new(),
+        }
+    }
+
+    /// `sql` prepared on this connection, parsed once per session.
+    pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
 #[derive(Default)]
 struct State {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     /// Connections open or being opened, idle ones included.
     open: usize,
 }
@@ -29,7 +56,7 @@ pub(crate) struct Pool {
 /// A connection lent by the pool; returned on drop.
 pub(crate) struct Pooled<'a> {
     pool: &'a Pool,
-    client: Option<Client>,
+    conn: Option<Conn>,
 }
 
 impl Pool {
@@ -55,14 +82,14 @@ impl Pool {
     pub(crate) fn get(&self) -> Result<Pooled<'_>, Fail> {
         let mut state = self.lock();
         loop {
-            while let Some(client) = state.idle.pop() {
-                if client.is_closed() {
+            while let Some(conn) = state.idle.pop() {
+                if conn.client.is_closed() {
                     state.open = state.open.saturating_sub(1);
                     continue;
                 }
                 return Ok(Pooled {
                     pool: self,
-                    client: Some(client),
+                    conn: Some(conn),
                 });
             }
             if state.open < self.max {
@@ -71,7 +98,7 @@ impl Pool {
                 return match self.config.connect(NoTls) {
                     Ok(client) => Ok(Pooled {
                         pool: self,
-                        client: Some(client),
+                        conn: Some(Conn::new(client)),
                     }),
                     Err(e) => {
                         self.release(None);
@@ -93,10 +120,10 @@ impl Pool {
         }
     }
 
-    fn release(&self, client: Option<Client>) {
+    fn release(&self, conn: Option<Conn>) {
         let mut state = self.lock();
-        match client {
-            Some(c) if !c.is_closed() => state.idle.push(c),
+        match conn {
+            Some(c) if !c.client.is_closed() => state.idle.push(c),
             _ => state.open = state.open.saturating_sub(1),
         }
         drop(state);
@@ -107,7 +134,12 @@ impl Pool {
 impl Pooled<'_> {
     /// The connection (present until drop).
     pub(crate) fn client(&mut self) -> Result<&mut Client, Fail> {
-        self.client.as_mut().ok_or_else(|| {
+        Ok(&mut self.conn()?.client)
+    }
+
+    /// The connection with its prepared statements (present until drop).
+    pub(crate) fn conn(&mut self) -> Result<&mut Conn, Fail> {
+        self.conn.as_mut().ok_or_else(|| {
             Fail::Domain(StorageError::new(
                 StorageErrorKind::Unavailable,
                 "database connection already returned",
@@ -118,7 +150,7 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        let client = self.client.take();
-        self.pool.release(client);
+        let conn = self.conn.take();
+        self.pool.release(conn);
     }
 }

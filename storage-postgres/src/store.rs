@@ -23,7 +23,8 @@ const LOCK_RESOURCE: i32 = 1;
 const LOCK_IDEMPOTENCY: i32 = 2;
 const LOCK_AUDIT: i32 = 3;
 
-const APPT_COLS: &str = "key, version, hold_expires_at, doc, reason, notes, id";
+const APPT_COLS: &str = "key, version, hold_expires_at, id, status, start_at, end_at, \
+     buffer_before_min, buffer_after_min, resources, patient_id, type_id, reason, notes";
 
 /// The table and columns of the PHI fields (bound into their associated
 /// data).
@@ -126,24 +127,38 @@ fn stored_from_row(
     tenant: &TenantId,
     ring: Option<&KeyRing>,
 ) -> Result<StoredAppointment, Fail> {
+    let unreadable = || {
+        StorageError::new(
+            StorageErrorKind::Integrity,
+            "stored appointment is unreadable",
+        )
+    };
     let key: i64 = row.try_get(0)?;
     let version: i64 = row.try_get(1)?;
     let hold_expires_at: Option<DateTime<Utc>> = row.try_get(2)?;
-    let doc: Value = row.try_get(3)?;
-    let reason: Option<Vec<u8>> = row.try_get(4)?;
-    let notes: Option<Vec<u8>> = row.try_get(5)?;
-    let id: String = row.try_get(6)?;
-    let mut appointment: Appointment = from_json(doc, "appointment")?;
-    if appointment.id.as_str() != id {
-        return Err(StorageError::new(
-            StorageErrorKind::Integrity,
-            format!("stored appointment `{id}` does not match its row"),
-        )
-        .into());
-    }
+    let id: String = row.try_get(3)?;
+    let status: String = row.try_get(4)?;
+    let buffer = |i: usize| -> Result<u32, Fail> {
+        let minutes: i64 = row.try_get(i)?;
+        Ok(u32::try_from(minutes).map_err(|_| unreadable())?)
+    };
+    let resources: Vec<String> = row.try_get(9)?;
+    let patient: Option<String> = row.try_get(10)?;
+    let type_id: Option<String> = row.try_get(11)?;
     let t = tenant.as_str();
-    appointment.reason = open_phi(ring, t, REASON, &id, reason)?;
-    appointment.notes = open_phi(ring, t, NOTES, &id, notes)?;
+    let appointment = Appointment {
+        status: from_json(Value::String(status), "appointment status")?,
+        start: row.try_get(5)?,
+        end: row.try_get(6)?,
+        buffer_before_min: buffer(7)?,
+        buffer_after_min: buffer(8)?,
+        resources: resources.into_iter().map(ResourceId).collect(),
+        patient: patient.map(PatientId),
+        type_id: type_id.map(AppointmentTypeId),
+        reason: open_phi(ring, t, REASON, &id, row.try_get(12)?)?,
+        notes: open_phi(ring, t, NOTES, &id, row.try_get(13)?)?,
+        id: AppointmentId(id),
+    };
     Ok(StoredAppointment {
         key: to_u64(key)?,
         version: to_u64(version)?,
@@ -184,7 +199,6 @@ struct Columns {
     resources: Vec<String>,
     patient: Option<String>,
     type_id: Option<String>,
-    doc: Value,
     reason: Option<Vec<u8>>,
     notes: Option<Vec<u8>>,
     /// The key the PHI is encrypted with (`None`: plaintext or no PHI).
@@ -206,7 +220,6 @@ impl Columns {
             resources: a.resources.iter().map(|r| r.0.clone()).collect(),
             patient: a.patient.as_ref().map(|p| p.0.clone()),
             type_id: a.type_id.as_ref().map(|t| t.0.clone()),
-            doc: to_json(&without_phi(a))?,
             reason: seal_phi(ring, t, REASON, id, a.reason.as_ref())?,
             notes: seal_phi(ring, t, NOTES, id, a.notes.as_ref())?,
             phi_key: ring.filter(|_| has_phi).map(|r| r.active_id().to_owned()),
@@ -248,7 +261,7 @@ fn place(
         tx.execute(
             "DELETE FROM medsched.active_bookings
              WHERE tenant_id = $1 AND resource_id = ANY($2)
-               AND busy && tstzrange($3, $4, '[)') AND hold_expires_at <= $5",
+               AND busy_hi > $3 AND busy_lo < $4 AND hold_expires_at <= $5",
             &[&t, &touched, &lo, &hi, &now],
         )?;
         for c in claims {
@@ -261,10 +274,10 @@ fn place(
                     .query_opt(
                         "SELECT 1 FROM medsched.active_bookings
                          WHERE tenant_id = $1 AND resource_id = $2
-                           AND busy && tstzrange($3, $4, '[)')
+                           AND busy_hi > $3 AND busy_lo < $4
                            AND (hold_expires_at IS NULL OR hold_expires_at > $5)
                            AND ($6 OR NOT capacity_one)
-                         LIMIT 1",
+                         ORDER BY busy_hi LIMIT 1",
                         &[&t, &r, &lo, &hi, &now, &all],
                     )?
                     .is_some();
@@ -273,11 +286,11 @@ fn place(
                 }
             } else {
                 let rows = tx.query(
-                    "SELECT extract(epoch FROM greatest(lower(busy), $3))::bigint,
-                            extract(epoch FROM least(upper(busy), $4))::bigint
+                    "SELECT extract(epoch FROM greatest(busy_lo, $3))::bigint,
+                            extract(epoch FROM least(busy_hi, $4))::bigint
                      FROM medsched.active_bookings
                      WHERE tenant_id = $1 AND resource_id = $2
-                       AND busy && tstzrange($3, $4, '[)')
+                       AND busy_hi > $3 AND busy_lo < $4
                        AND (hold_expires_at IS NULL OR hold_expires_at > $5)",
                     &[&t, &r, &lo, &hi, &now],
                 )?;
@@ -343,8 +356,8 @@ fn apply(
                 "INSERT INTO medsched.appointments
                      (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
                       buffer_before_min, buffer_after_min, resources, patient_id, type_id,
-                      doc, reason, notes, phi_key)
-                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                      reason, notes, phi_key)
+                 VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (tenant_id, id) DO NOTHING
                  RETURNING key",
                 &[
@@ -359,7 +372,6 @@ fn apply(
                     &c.resources,
                     &c.patient,
                     &c.type_id,
-                    &c.doc,
                     &c.reason,
                     &c.notes,
                     &c.phi_key,
@@ -413,8 +425,7 @@ fn apply(
                      version = version + 1, hold_expires_at = $3, status = $4,
                      start_at = $5, end_at = $6, buffer_before_min = $7,
                      buffer_after_min = $8, resources = $9, patient_id = $10,
-                     type_id = $11, doc = $12, reason = $13, notes = $14,
-                     phi_key = $15
+                     type_id = $11, reason = $12, notes = $13, phi_key = $14
                  WHERE tenant_id = $1 AND key = $2",
                 &[
                     &t,
@@ -428,7 +439,6 @@ fn apply(
                     &c.resources,
                     &c.patient,
                     &c.type_id,
-                    &c.doc,
                     &c.reason,
                     &c.notes,
                     &c.phi_key,
@@ -655,6 +665,249 @@ fn commit_tx(
     })
 }
 
+/// The one-statement form of a batch that inserts one appointment (see
+/// `medsched.commit_insert` in migrations/0004): the batch's single
+/// [`Op::Insert`] whose claims are all of capacity one (or overbooked),
+/// with any [`Op::Emit`]s and [`Op::Audit`]s. Other batches take the
+/// statement-by-statement path of [`commit_tx`]; both do the same.
+struct OneInsert<'a> {
+    appointment: &'a Appointment,
+    hold_expires_at: Option<DateTime<Utc>>,
+    /// Capacity-one claims, sorted and distinct (the lock order); empty
+    /// when overbooked.
+    claims: Vec<String>,
+    /// The busy span when the appointment holds time.
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    events: Vec<&'a NewEvent>,
+    audits: Vec<&'a NewAudit>,
+}
+
+impl<'a> OneInsert<'a> {
+    /// The batch in this form, if it has it.
+    fn of(batch: &'a Batch) -> Result<Option<Self>, StorageError> {
+        let mut insert = None;
+        let (mut events, mut audits) = (Vec::new(), Vec::new());
+        for op in &batch.ops {
+            match op {
+                Op::Insert {
+                    appointment,
+                    hold_expires_at,
+                    claims,
+                    overbook,
+                } if insert.is_none() && claims.iter().all(|c| c.capacity <= 1) => {
+                    insert = Some((appointment, *hold_expires_at, claims, *overbook));
+                }
+                Op::Emit(e) => events.push(e),
+                Op::Audit(a) => audits.push(a),
+                _ => return Ok(None),
+            }
+        }
+        let Some((appointment, hold_expires_at, claims, overbook)) = insert else {
+            return Ok(None);
+        };
+        let span = match busy_span(appointment) {
+            Some((lo, hi)) if hi < lo => {
+                return Err(invalid(format!(
+                    "appointment `{}` ends before it starts",
+                    appointment.id
+                )));
+            }
+            Some((lo, hi)) => Some((instant(lo)?, instant(hi)?)),
+            None => None,
+        };
+        let claims: BTreeSet<&str> = if overbook {
+            BTreeSet::new()
+        } else {
+            claims.iter().map(|c| c.resource.as_str()).collect()
+        };
+        Ok(Some(Self {
+            appointment,
+            hold_expires_at,
+            claims: claims.into_iter().map(str::to_owned).collect(),
+            span,
+            events,
+            audits,
+        }))
+    }
+
+    fn stored(&self, key: i64) -> Result<Committed, StorageError> {
+        Ok(Committed {
+            appointments: vec![Arc::new(StoredAppointment {
+                key: to_u64(key)?,
+                version: 1,
+                hold_expires_at: self.hold_expires_at,
+                appointment: self.appointment.clone(),
+            })],
+            replayed: false,
+        })
+    }
+}
+
+const COMMIT_INSERT: &str = "SELECT medsched.commit_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, \
+     $28, $29, $30, $31, $32, $33)";
+
+/// medsched's own SQLSTATEs raised by `medsched.commit_insert`.
+const SLOT_TAKEN: &str = "MS001";
+const APPOINTMENT_EXISTS: &str = "MS002";
+const IDEMPOTENCY_RECORDED: &str = "MS003";
+
+impl PgStore {
+    /// Commits a [`OneInsert`] batch in one round trip.
+    fn commit_one_insert(
+        &self,
+        tenant: &TenantId,
+        batch: &Batch,
+        one: &OneInsert<'_>,
+    ) -> Result<Committed, StorageError> {
+        let ring = self.keyring.as_ref();
+        let t = tenant.as_str();
+        let a = one.appointment;
+        let c = Columns::of(a, tenant, ring)?;
+        let idem_result = match &batch.idempotency {
+            // The key is the store's: the function writes it in.
+            Some(_) => Some(to_json(&[StoredAppointment {
+                key: 0,
+                version: 1,
+                hold_expires_at: one.hold_expires_at,
+                appointment: without_phi(a),
+            }])?),
+            None => None,
+        };
+        let idem_key = batch.idempotency.as_ref().map(|i| i.key.as_str());
+        let idem_fingerprint = batch.idempotency.as_ref().map(|i| i.fingerprint.as_str());
+        let (busy_lo, busy_hi) = (one.span.map(|s| s.0), one.span.map(|s| s.1));
+        let mut ev_kind = Vec::with_capacity(one.events.len());
+        let mut ev_due = Vec::with_capacity(one.events.len());
+        let mut ev_appointment = Vec::with_capacity(one.events.len());
+        let mut ev_data = Vec::with_capacity(one.events.len());
+        for e in &one.events {
+            ev_kind.push(kind_code(e.kind)?);
+            ev_due.push(e.due_at);
+            ev_appointment.push(e.data.appointment.as_ref().map(|a| a.0.clone()));
+            ev_data.push(to_json(&e.data)?);
+        }
+        let au = &one.audits;
+        let au_at: Vec<DateTime<Utc>> = au.iter().map(|e| e.at).collect();
+        let au_actor: Vec<&str> = au.iter().map(|e| e.actor.as_str()).collect();
+        let au_action: Vec<&str> = au.iter().map(|e| e.action.as_str()).collect();
+        let au_record: Vec<&str> = au.iter().map(|e| e.record.as_str()).collect();
+        let au_decision: Vec<&str> = au.iter().map(|e| e.decision.as_str()).collect();
+        let au_reason: Vec<&str> = au.iter().map(|e| e.reason_code.as_str()).collect();
+        let au_policy: Vec<&str> = au.iter().map(|e| e.policy_version.as_str()).collect();
+        let au_glass: Vec<bool> = au.iter().map(|e| e.break_glass).collect();
+        let run = |conn: &mut crate::pool::Conn| -> Result<Committed, Fail> {
+            let statement = conn.prepared(COMMIT_INSERT)?;
+            let row = conn.client.query_one(
+                &statement,
+                &[
+                    &t,
+                    &batch.now,
+                    &idem_key,
+                    &idem_fingerprint,
+                    &idem_result,
+                    &a.id.as_str(),
+                    &one.hold_expires_at,
+                    &c.status,
+                    &a.start,
+                    &a.end,
+                    &c.buffer_before,
+                    &c.buffer_after,
+                    &c.resources,
+                    &c.patient,
+                    &c.type_id,
+                    &c.reason,
+                    &c.notes,
+                    &c.phi_key,
+                    &busy_lo,
+                    &busy_hi,
+                    &one.claims,
+                    &ev_kind,
+                    &ev_due,
+                    &ev_appointment,
+                    &ev_data,
+                    &au_at,
+                    &au_actor,
+                    &au_action,
+                    &au_record,
+                    &au_decision,
+                    &au_reason,
+                    &au_policy,
+                    &au_glass,
+                ],
+            );
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => return self.one_insert_error(tenant, batch, one, e),
+            };
+            Ok(one.stored(row.try_get(0)?)?)
+        };
+        let settle = || -> Result<Option<Committed>, StorageError> {
+            let key = self.run(Some(tenant), true, |tx| {
+                Ok(tx
+                    .query_opt(
+                        "SELECT key FROM medsched.appointments WHERE tenant_id = $1 AND id = $2",
+                        &[&t, &a.id.as_str()],
+                    )?
+                    .map(|r| r.try_get::<_, i64>(0))
+                    .transpose()?)
+            })?;
+            key.map(|k| one.stored(k)).transpose()
+        };
+        self.run_auto(run, settle)
+    }
+
+    /// What a failed `medsched.commit_insert` means for the caller: the
+    /// replay of an idempotency key's first result, or why it failed.
+    fn one_insert_error(
+        &self,
+        tenant: &TenantId,
+        batch: &Batch,
+        one: &OneInsert<'_>,
+        e: postgres::Error,
+    ) -> Result<Committed, Fail> {
+        let Some(db) = e.as_db_error() else {
+            return Err(Fail::Db(e));
+        };
+        Err(match db.code().code() {
+            SLOT_TAKEN => {
+                let resource = ResourceId(db.message().to_owned());
+                Fail::Domain(StorageError::slot_taken(&resource))
+            }
+            // A writer outside medsched raced for a capacity-one row.
+            _ if *db.code() == SqlState::EXCLUSION_VIOLATION => {
+                let resource = ResourceId(one.claims.first().cloned().unwrap_or_default());
+                Fail::Domain(StorageError::slot_taken(&resource))
+            }
+            APPOINTMENT_EXISTS => Fail::Settle(StorageError::new(
+                StorageErrorKind::Duplicate,
+                format!("appointment `{}` already exists", one.appointment.id),
+            )),
+            IDEMPOTENCY_RECORDED => {
+                let ring = self.keyring.as_ref();
+                let Some(idem) = &batch.idempotency else {
+                    return Err(Fail::Db(e));
+                };
+                let found = self.run(Some(tenant), true, |tx| {
+                    idempotency_lookup(tx, tenant, ring, &idem.key)
+                });
+                match found {
+                    Ok(Some((fingerprint, _))) if fingerprint != idem.fingerprint => {
+                        Fail::Domain(StorageError::new(
+                            StorageErrorKind::IdempotencyMismatch,
+                            "idempotency key reused with different parameters",
+                        ))
+                    }
+                    Ok(Some((_, first))) => return Ok(first),
+                    Ok(None) => Fail::Db(e),
+                    Err(err) => Fail::Domain(err),
+                }
+            }
+            _ => Fail::Db(e),
+        })
+    }
+}
+
 impl Store for PgStore {
     fn catalog(&self, tenant: &TenantId) -> Result<VersionedCatalog, StorageError> {
         self.run(Some(tenant), true, |tx| {
@@ -757,7 +1010,7 @@ impl Store for PgStore {
                    ON b.tenant_id = $1 AND b.resource_id = q.resource_id
                  JOIN medsched.appointments a
                    ON a.tenant_id = b.tenant_id AND a.key = b.appointment_key
-                 WHERE b.busy && tstzrange($3, $4, '[)')
+                 WHERE b.busy_hi > $3 AND b.busy_lo < $4
                    AND (b.hold_expires_at IS NULL OR b.hold_expires_at > $5)
                  ORDER BY q.pos, a.start_at, a.key",
                 &[&tenant.as_str(), &resources, &from, &to, &now, &want],
@@ -871,6 +1124,9 @@ impl Store for PgStore {
     }
 
     fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
+        if let Some(one) = OneInsert::of(&batch)? {
+            return self.commit_one_insert(tenant, &batch, &one);
+        }
         // With an idempotency key, a retry after an unknown COMMIT outcome
         // replays the first result instead of applying twice.
         let idempotent = batch.idempotency.is_some();

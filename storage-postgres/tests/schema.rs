@@ -69,8 +69,8 @@ fn exclusion_constraint_binds_raw_sql_writers() {
     let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     raw.batch_execute(
         "INSERT INTO medsched.appointments (tenant_id, id, version, status, buffer_before_min,
-             buffer_after_min, resources, doc)
-         VALUES ('t', 'a', 1, 'booked', 0, 0, '{r}', '{}'), ('t', 'b', 1, 'booked', 0, 0, '{r}', '{}')",
+             buffer_after_min, resources)
+         VALUES ('t', 'a', 1, 'booked', 0, 0, '{r}'), ('t', 'b', 1, 'booked', 0, 0, '{r}')",
     )
     .unwrap();
     let insert = |raw: &mut postgres::Client, id: &str, one: bool| {
