@@ -316,10 +316,17 @@ fn run() -> Result<bool, Error> {
     let app_url = prepare(&owner_url)?;
 
     let mut outcomes = Vec::new();
+    // For profiling one case: PG_BENCH_ONLY=adapter-distinct-16 (path, load,
+    // threads) runs only the cases whose name matches.
+    let only = std::env::var("PG_BENCH_ONLY").ok();
     for threads in THREADS {
         for load in [Load::Distinct, Load::Contended] {
             // Adapter and raw back to back, so both see the same machine state.
             for path in [Path::Adapter, Path::Raw] {
+                let name = format!("{path:?}-{load:?}-{threads}").to_lowercase();
+                if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+                    continue;
+                }
                 let case = format!(
                     "{}{}{threads}",
                     if path == Path::Adapter { "a" } else { "r" },

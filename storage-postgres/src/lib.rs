@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 mod crypto;
+mod insert;
 mod migrate;
 mod pool;
 mod store;
@@ -67,6 +68,7 @@ use postgres::error::SqlState;
 use postgres::Transaction;
 
 pub use crypto::{KeyRing, KEYRING_ENV};
+pub use insert::BookingCalls;
 pub use migrate::{SetupError, SCHEMA_VERSION};
 pub use store::RotationProgress;
 
@@ -74,13 +76,14 @@ use pool::Pool;
 
 /// How many times a transaction is attempted before a transient failure is
 /// reported as `storage_unavailable`.
-const MAX_ATTEMPTS: u32 = 12;
+pub(crate) const MAX_ATTEMPTS: u32 = 12;
 
 /// The PostgreSQL store. Cheap to share between threads (`&PgStore` is all
 /// a caller needs); connections come from an internal pool.
 pub struct PgStore {
     pool: Pool,
     keyring: Option<KeyRing>,
+    combiner: insert::Combiner,
 }
 
 impl fmt::Debug for PgStore {
@@ -176,6 +179,7 @@ impl PgStore {
         let store = Self {
             pool: Pool::new(pg, config.max_connections.max(1)),
             keyring: config.keyring,
+            combiner: insert::Combiner::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -205,7 +209,7 @@ impl PgStore {
             attempt += 1;
             let (err, at_commit) = match self.attempt(tenant, &mut f) {
                 Ok(v) => return Ok(v),
-                Err((Fail::Domain(e) | Fail::Settle(e), _)) => return Err(e),
+                Err((Fail::Domain(e), _)) => return Err(e),
                 Err((Fail::Db(e), at_commit)) => (e, at_commit),
             };
             let lost = is_connection_loss(&err);
@@ -216,56 +220,6 @@ impl PgStore {
                 ));
             }
             if !(lost || is_retryable(&err)) {
-                return Err(unavailable(&err));
-            }
-            if attempt >= MAX_ATTEMPTS {
-                return Err(StorageError::new(
-                    StorageErrorKind::Unavailable,
-                    format!("database busy: gave up after {attempt} attempts"),
-                ));
-            }
-            thread::sleep(backoff(attempt));
-        }
-    }
-
-    /// Runs `f`, one statement in autocommit (its own implicit
-    /// transaction: one round trip), on a pooled connection, retrying
-    /// transient failures with bounded backoff as [`PgStore::run`] does.
-    /// The statement sets the tenant itself. When the connection is lost
-    /// the statement may still commit on the server, so its outcome is
-    /// unknown: `settle` is asked, on another connection, whether it did
-    /// (`Some`) or not (`None`: it is retried). `f` reports
-    /// [`Fail::Settle`] when it finds evidence that an earlier attempt of
-    /// this call committed; `settle` then decides.
-    fn run_auto<T>(
-        &self,
-        mut f: impl FnMut(&mut pool::Conn) -> Result<T, Fail>,
-        mut settle: impl FnMut() -> Result<Option<T>, StorageError>,
-    ) -> Result<T, StorageError> {
-        let mut attempt = 0;
-        let mut lost_before = false;
-        loop {
-            attempt += 1;
-            let outcome = self.pool.get().and_then(|mut c| f(c.conn()?));
-            let err = match outcome {
-                Ok(v) => return Ok(v),
-                Err(Fail::Domain(e)) => return Err(e),
-                Err(Fail::Settle(e)) => {
-                    if lost_before {
-                        if let Some(v) = settle()? {
-                            return Ok(v);
-                        }
-                    }
-                    return Err(e);
-                }
-                Err(Fail::Db(e)) => e,
-            };
-            if is_connection_loss(&err) {
-                lost_before = true;
-                if let Ok(Some(v)) = settle() {
-                    return Ok(v);
-                }
-            } else if !is_retryable(&err) {
                 return Err(unavailable(&err));
             }
             if attempt >= MAX_ATTEMPTS {
@@ -306,10 +260,6 @@ enum Fail {
     Domain(StorageError),
     /// A database error: retried when transient.
     Db(postgres::Error),
-    /// A contract error that an earlier, lost attempt of the same call may
-    /// have caused (the appointment it inserts exists): see
-    /// [`PgStore::run_auto`]. Elsewhere the same as `Domain`.
-    Settle(StorageError),
 }
 
 impl From<postgres::Error> for Fail {
@@ -325,7 +275,7 @@ impl From<StorageError> for Fail {
 }
 
 /// Deadlock, serialization failure, or a server going away.
-fn is_retryable(e: &postgres::Error) -> bool {
+pub(crate) fn is_retryable(e: &postgres::Error) -> bool {
     let Some(code) = e.code() else {
         return false;
     };
@@ -340,7 +290,7 @@ fn is_retryable(e: &postgres::Error) -> bool {
 
 /// The connection is gone (or could not be made): nothing was committed
 /// unless the loss happened during COMMIT.
-fn is_connection_loss(e: &postgres::Error) -> bool {
+pub(crate) fn is_connection_loss(e: &postgres::Error) -> bool {
     let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
     e.is_closed()
         || io
@@ -350,7 +300,7 @@ fn is_connection_loss(e: &postgres::Error) -> bool {
 
 /// A database error as the caller sees it: no SQL text, no values (they
 /// could be PHI), only its class.
-fn unavailable(e: &postgres::Error) -> StorageError {
+pub(crate) fn unavailable(e: &postgres::Error) -> StorageError {
     let message = match e.code() {
         Some(code) => format!("unexpected database error (sqlstate {})", code.code()),
         None => "database request failed".to_owned(),
@@ -360,7 +310,7 @@ fn unavailable(e: &postgres::Error) -> StorageError {
 
 /// 2 ms doubling per attempt, capped at 200 ms, with jitter so that the
 /// losers of a deadlock do not collide again.
-fn backoff(attempt: u32) -> Duration {
+pub(crate) fn backoff(attempt: u32) -> Duration {
     let base = 2u64.saturating_mul(1 << attempt.min(7)).min(200);
     let jitter = SystemTime::now()
         .duration_since(UNIX_EPOCH)

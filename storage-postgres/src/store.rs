@@ -16,12 +16,13 @@ use postgres::{Row, Transaction};
 use serde_json::Value;
 
 use crate::crypto::{self, KeyRing, PhiSlot};
+use crate::insert::Item;
 use crate::{Fail, PgStore};
 
 /// Advisory lock classes (first key of `pg_advisory_xact_lock(int, int)`).
-const LOCK_RESOURCE: i32 = 1;
-const LOCK_IDEMPOTENCY: i32 = 2;
-const LOCK_AUDIT: i32 = 3;
+pub(crate) const LOCK_RESOURCE: i32 = 1;
+pub(crate) const LOCK_IDEMPOTENCY: i32 = 2;
+pub(crate) const LOCK_AUDIT: i32 = 3;
 
 const APPT_COLS: &str = "key, version, hold_expires_at, id, status, start_at, end_at, \
      buffer_before_min, buffer_after_min, resources, patient_id, type_id, reason, notes";
@@ -67,7 +68,7 @@ fn seal_phi(
         .transpose()
 }
 
-fn invalid(message: impl Into<String>) -> StorageError {
+pub(crate) fn invalid(message: impl Into<String>) -> StorageError {
     StorageError::new(StorageErrorKind::Invalid, message)
 }
 
@@ -75,12 +76,12 @@ fn to_i64(v: u64, what: &str) -> Result<i64, StorageError> {
     i64::try_from(v).map_err(|_| invalid(format!("{what} out of range")))
 }
 
-fn to_u64(v: i64) -> Result<u64, StorageError> {
+pub(crate) fn to_u64(v: i64) -> Result<u64, StorageError> {
     u64::try_from(v)
         .map_err(|_| StorageError::new(StorageErrorKind::Integrity, "negative stored counter"))
 }
 
-fn instant(secs: i64) -> Result<DateTime<Utc>, StorageError> {
+pub(crate) fn instant(secs: i64) -> Result<DateTime<Utc>, StorageError> {
     DateTime::<Utc>::from_timestamp(secs, 0).ok_or_else(|| invalid("instant out of range"))
 }
 
@@ -92,7 +93,7 @@ fn lock(tx: &mut Transaction<'_>, class: i32, tenant: &TenantId, name: &str) -> 
     Ok(())
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StorageError> {
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StorageError> {
     serde_json::to_value(v).map_err(|_| invalid("record cannot be serialized"))
 }
 
@@ -105,7 +106,7 @@ fn from_json<T: serde::de::DeserializeOwned>(v: Value, what: &str) -> Result<T, 
     })
 }
 
-fn kind_code(kind: EventKind) -> Result<String, StorageError> {
+pub(crate) fn kind_code(kind: EventKind) -> Result<String, StorageError> {
     match to_json(&kind)? {
         Value::String(s) => Ok(s),
         _ => Err(invalid("event kind has no code")),
@@ -113,7 +114,7 @@ fn kind_code(kind: EventKind) -> Result<String, StorageError> {
 }
 
 /// The appointment without its PHI fields, as stored in `doc`.
-fn without_phi(a: &Appointment) -> Appointment {
+pub(crate) fn without_phi(a: &Appointment) -> Appointment {
     Appointment {
         reason: None,
         notes: None,
@@ -168,7 +169,7 @@ fn stored_from_row(
 }
 
 /// The busy span of an appointment that holds time, in epoch seconds.
-fn busy_span(a: &Appointment) -> Option<(i64, i64)> {
+pub(crate) fn busy_span(a: &Appointment) -> Option<(i64, i64)> {
     if !a.status.holds_time() {
         return None;
     }
@@ -192,21 +193,21 @@ fn max_depth(spans: &[(i64, i64)]) -> u64 {
 }
 
 /// Writes the columns of an appointment (insert or update).
-struct Columns {
-    status: &'static str,
-    buffer_before: i64,
-    buffer_after: i64,
-    resources: Vec<String>,
-    patient: Option<String>,
-    type_id: Option<String>,
-    reason: Option<Vec<u8>>,
-    notes: Option<Vec<u8>>,
+pub(crate) struct Columns {
+    pub(crate) status: &'static str,
+    pub(crate) buffer_before: i64,
+    pub(crate) buffer_after: i64,
+    pub(crate) resources: Vec<String>,
+    pub(crate) patient: Option<String>,
+    pub(crate) type_id: Option<String>,
+    pub(crate) reason: Option<Vec<u8>>,
+    pub(crate) notes: Option<Vec<u8>>,
     /// The key the PHI is encrypted with (`None`: plaintext or no PHI).
-    phi_key: Option<String>,
+    pub(crate) phi_key: Option<String>,
 }
 
 impl Columns {
-    fn of(
+    pub(crate) fn of(
         a: &Appointment,
         tenant: &TenantId,
         ring: Option<&KeyRing>,
@@ -552,7 +553,7 @@ fn seal_audit(
 }
 
 /// The recorded result of an idempotency key, PHI read back from the rows.
-fn idempotency_lookup(
+pub(crate) fn idempotency_lookup(
     tx: &mut Transaction<'_>,
     tenant: &TenantId,
     ring: Option<&KeyRing>,
@@ -663,249 +664,6 @@ fn commit_tx(
         appointments: out,
         replayed: false,
     })
-}
-
-/// The one-statement form of a batch that inserts one appointment (see
-/// `medsched.commit_insert` in migrations/0004): the batch's single
-/// [`Op::Insert`] whose claims are all of capacity one (or overbooked),
-/// with any [`Op::Emit`]s and [`Op::Audit`]s. Other batches take the
-/// statement-by-statement path of [`commit_tx`]; both do the same.
-struct OneInsert<'a> {
-    appointment: &'a Appointment,
-    hold_expires_at: Option<DateTime<Utc>>,
-    /// Capacity-one claims, sorted and distinct (the lock order); empty
-    /// when overbooked.
-    claims: Vec<String>,
-    /// The busy span when the appointment holds time.
-    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    events: Vec<&'a NewEvent>,
-    audits: Vec<&'a NewAudit>,
-}
-
-impl<'a> OneInsert<'a> {
-    /// The batch in this form, if it has it.
-    fn of(batch: &'a Batch) -> Result<Option<Self>, StorageError> {
-        let mut insert = None;
-        let (mut events, mut audits) = (Vec::new(), Vec::new());
-        for op in &batch.ops {
-            match op {
-                Op::Insert {
-                    appointment,
-                    hold_expires_at,
-                    claims,
-                    overbook,
-                } if insert.is_none() && claims.iter().all(|c| c.capacity <= 1) => {
-                    insert = Some((appointment, *hold_expires_at, claims, *overbook));
-                }
-                Op::Emit(e) => events.push(e),
-                Op::Audit(a) => audits.push(a),
-                _ => return Ok(None),
-            }
-        }
-        let Some((appointment, hold_expires_at, claims, overbook)) = insert else {
-            return Ok(None);
-        };
-        let span = match busy_span(appointment) {
-            Some((lo, hi)) if hi < lo => {
-                return Err(invalid(format!(
-                    "appointment `{}` ends before it starts",
-                    appointment.id
-                )));
-            }
-            Some((lo, hi)) => Some((instant(lo)?, instant(hi)?)),
-            None => None,
-        };
-        let claims: BTreeSet<&str> = if overbook {
-            BTreeSet::new()
-        } else {
-            claims.iter().map(|c| c.resource.as_str()).collect()
-        };
-        Ok(Some(Self {
-            appointment,
-            hold_expires_at,
-            claims: claims.into_iter().map(str::to_owned).collect(),
-            span,
-            events,
-            audits,
-        }))
-    }
-
-    fn stored(&self, key: i64) -> Result<Committed, StorageError> {
-        Ok(Committed {
-            appointments: vec![Arc::new(StoredAppointment {
-                key: to_u64(key)?,
-                version: 1,
-                hold_expires_at: self.hold_expires_at,
-                appointment: self.appointment.clone(),
-            })],
-            replayed: false,
-        })
-    }
-}
-
-const COMMIT_INSERT: &str = "SELECT medsched.commit_insert($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, \
-     $28, $29, $30, $31, $32, $33)";
-
-/// medsched's own SQLSTATEs raised by `medsched.commit_insert`.
-const SLOT_TAKEN: &str = "MS001";
-const APPOINTMENT_EXISTS: &str = "MS002";
-const IDEMPOTENCY_RECORDED: &str = "MS003";
-
-impl PgStore {
-    /// Commits a [`OneInsert`] batch in one round trip.
-    fn commit_one_insert(
-        &self,
-        tenant: &TenantId,
-        batch: &Batch,
-        one: &OneInsert<'_>,
-    ) -> Result<Committed, StorageError> {
-        let ring = self.keyring.as_ref();
-        let t = tenant.as_str();
-        let a = one.appointment;
-        let c = Columns::of(a, tenant, ring)?;
-        let idem_result = match &batch.idempotency {
-            // The key is the store's: the function writes it in.
-            Some(_) => Some(to_json(&[StoredAppointment {
-                key: 0,
-                version: 1,
-                hold_expires_at: one.hold_expires_at,
-                appointment: without_phi(a),
-            }])?),
-            None => None,
-        };
-        let idem_key = batch.idempotency.as_ref().map(|i| i.key.as_str());
-        let idem_fingerprint = batch.idempotency.as_ref().map(|i| i.fingerprint.as_str());
-        let (busy_lo, busy_hi) = (one.span.map(|s| s.0), one.span.map(|s| s.1));
-        let mut ev_kind = Vec::with_capacity(one.events.len());
-        let mut ev_due = Vec::with_capacity(one.events.len());
-        let mut ev_appointment = Vec::with_capacity(one.events.len());
-        let mut ev_data = Vec::with_capacity(one.events.len());
-        for e in &one.events {
-            ev_kind.push(kind_code(e.kind)?);
-            ev_due.push(e.due_at);
-            ev_appointment.push(e.data.appointment.as_ref().map(|a| a.0.clone()));
-            ev_data.push(to_json(&e.data)?);
-        }
-        let au = &one.audits;
-        let au_at: Vec<DateTime<Utc>> = au.iter().map(|e| e.at).collect();
-        let au_actor: Vec<&str> = au.iter().map(|e| e.actor.as_str()).collect();
-        let au_action: Vec<&str> = au.iter().map(|e| e.action.as_str()).collect();
-        let au_record: Vec<&str> = au.iter().map(|e| e.record.as_str()).collect();
-        let au_decision: Vec<&str> = au.iter().map(|e| e.decision.as_str()).collect();
-        let au_reason: Vec<&str> = au.iter().map(|e| e.reason_code.as_str()).collect();
-        let au_policy: Vec<&str> = au.iter().map(|e| e.policy_version.as_str()).collect();
-        let au_glass: Vec<bool> = au.iter().map(|e| e.break_glass).collect();
-        let run = |conn: &mut crate::pool::Conn| -> Result<Committed, Fail> {
-            let statement = conn.prepared(COMMIT_INSERT)?;
-            let row = conn.client.query_one(
-                &statement,
-                &[
-                    &t,
-                    &batch.now,
-                    &idem_key,
-                    &idem_fingerprint,
-                    &idem_result,
-                    &a.id.as_str(),
-                    &one.hold_expires_at,
-                    &c.status,
-                    &a.start,
-                    &a.end,
-                    &c.buffer_before,
-                    &c.buffer_after,
-                    &c.resources,
-                    &c.patient,
-                    &c.type_id,
-                    &c.reason,
-                    &c.notes,
-                    &c.phi_key,
-                    &busy_lo,
-                    &busy_hi,
-                    &one.claims,
-                    &ev_kind,
-                    &ev_due,
-                    &ev_appointment,
-                    &ev_data,
-                    &au_at,
-                    &au_actor,
-                    &au_action,
-                    &au_record,
-                    &au_decision,
-                    &au_reason,
-                    &au_policy,
-                    &au_glass,
-                ],
-            );
-            let row = match row {
-                Ok(row) => row,
-                Err(e) => return self.one_insert_error(tenant, batch, one, e),
-            };
-            Ok(one.stored(row.try_get(0)?)?)
-        };
-        let settle = || -> Result<Option<Committed>, StorageError> {
-            let key = self.run(Some(tenant), true, |tx| {
-                Ok(tx
-                    .query_opt(
-                        "SELECT key FROM medsched.appointments WHERE tenant_id = $1 AND id = $2",
-                        &[&t, &a.id.as_str()],
-                    )?
-                    .map(|r| r.try_get::<_, i64>(0))
-                    .transpose()?)
-            })?;
-            key.map(|k| one.stored(k)).transpose()
-        };
-        self.run_auto(run, settle)
-    }
-
-    /// What a failed `medsched.commit_insert` means for the caller: the
-    /// replay of an idempotency key's first result, or why it failed.
-    fn one_insert_error(
-        &self,
-        tenant: &TenantId,
-        batch: &Batch,
-        one: &OneInsert<'_>,
-        e: postgres::Error,
-    ) -> Result<Committed, Fail> {
-        let Some(db) = e.as_db_error() else {
-            return Err(Fail::Db(e));
-        };
-        Err(match db.code().code() {
-            SLOT_TAKEN => {
-                let resource = ResourceId(db.message().to_owned());
-                Fail::Domain(StorageError::slot_taken(&resource))
-            }
-            // A writer outside medsched raced for a capacity-one row.
-            _ if *db.code() == SqlState::EXCLUSION_VIOLATION => {
-                let resource = ResourceId(one.claims.first().cloned().unwrap_or_default());
-                Fail::Domain(StorageError::slot_taken(&resource))
-            }
-            APPOINTMENT_EXISTS => Fail::Settle(StorageError::new(
-                StorageErrorKind::Duplicate,
-                format!("appointment `{}` already exists", one.appointment.id),
-            )),
-            IDEMPOTENCY_RECORDED => {
-                let ring = self.keyring.as_ref();
-                let Some(idem) = &batch.idempotency else {
-                    return Err(Fail::Db(e));
-                };
-                let found = self.run(Some(tenant), true, |tx| {
-                    idempotency_lookup(tx, tenant, ring, &idem.key)
-                });
-                match found {
-                    Ok(Some((fingerprint, _))) if fingerprint != idem.fingerprint => {
-                        Fail::Domain(StorageError::new(
-                            StorageErrorKind::IdempotencyMismatch,
-                            "idempotency key reused with different parameters",
-                        ))
-                    }
-                    Ok(Some((_, first))) => return Ok(first),
-                    Ok(None) => Fail::Db(e),
-                    Err(err) => Fail::Domain(err),
-                }
-            }
-            _ => Fail::Db(e),
-        })
-    }
 }
 
 impl Store for PgStore {
@@ -1124,8 +882,8 @@ impl Store for PgStore {
     }
 
     fn commit(&self, tenant: &TenantId, batch: Batch) -> Result<Committed, StorageError> {
-        if let Some(one) = OneInsert::of(&batch)? {
-            return self.commit_one_insert(tenant, &batch, &one);
+        if let Some(item) = Item::of(tenant, &batch, self.keyring.as_ref())? {
+            return self.commit_item(item);
         }
         // With an idempotency key, a retry after an unknown COMMIT outcome
         // replays the first result instead of applying twice.

@@ -10,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod combine;
 mod commit_kill;
 mod conformance;
 mod encryption;

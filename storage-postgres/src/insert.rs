@@ -1,0 +1,638 @@
+//! Batches that insert one appointment (a booking or a hold, with its
+//! events and audit records), committed in one round trip by the SQL
+//! function `medsched.commit_inserts` (migrations/0004), alone or together
+//! with the same kind of batch of other callers.
+//!
+//! Combining: a caller queues its item; if fewer than [`MAX_LEADERS`]
+//! calls are in flight it leads one, taking up to [`MAX_GROUP`] queued
+//! items (its own and those of callers that arrived meanwhile), and hands
+//! each caller its own result. Under load many bookings then share one
+//! round trip, one function call and one WAL flush; a lone caller commits
+//! alone, without waiting. Each item succeeds or fails on its own (the
+//! function checks an item before it writes anything), with the same
+//! outcome it would have had alone: the items of a call run in queue
+//! order, exactly as if their callers had committed one after the other.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+
+use chrono::{DateTime, Utc};
+use medsched_storage::{
+    Appointment, Batch, Committed, Idempotency, NewAudit, Op, ResourceId, StorageError,
+    StorageErrorKind, StoredAppointment, TenantId,
+};
+use postgres::error::SqlState;
+use serde_json::Value;
+
+use crate::crypto::KeyRing;
+use crate::pool::Conn;
+use crate::store::{
+    busy_span, idempotency_lookup, instant, invalid, kind_code, to_json, to_u64, without_phi,
+    Columns, LOCK_AUDIT, LOCK_IDEMPOTENCY, LOCK_RESOURCE,
+};
+use crate::{backoff, is_connection_loss, is_retryable, unavailable, Fail, PgStore, MAX_ATTEMPTS};
+
+/// Calls of `medsched.commit_inserts` in flight at once per store.
+const MAX_LEADERS: usize = 2;
+/// Items per call at most.
+const MAX_GROUP: usize = 32;
+
+const COMMIT_INSERTS: &str = "SELECT keys, codes, details FROM medsched.commit_inserts(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
+     $39)";
+
+/// One batch of the right shape, ready to send: every value owned, PHI
+/// already sealed.
+pub(crate) struct Item {
+    tenant: TenantId,
+    now: DateTime<Utc>,
+    idempotency: Option<Idempotency>,
+    /// The result recorded with the idempotency key (no PHI; the key is
+    /// written in by the function).
+    idempotency_result: Option<Value>,
+    appointment: Appointment,
+    hold_expires_at: Option<DateTime<Utc>>,
+    columns: Columns,
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Capacity-one claims, sorted and distinct; empty when overbooked.
+    claims: Vec<String>,
+    events: Vec<Event>,
+    audits: Vec<NewAudit>,
+}
+
+struct Event {
+    kind: String,
+    due: DateTime<Utc>,
+    appointment: Option<String>,
+    data: Value,
+}
+
+impl Item {
+    /// The item of a batch made of one [`Op::Insert`] whose claims are all
+    /// of capacity one (or overbooked) plus any [`Op::Emit`]s and
+    /// [`Op::Audit`]s; `None` for any other batch.
+    pub(crate) fn of(
+        tenant: &TenantId,
+        batch: &Batch,
+        ring: Option<&KeyRing>,
+    ) -> Result<Option<Self>, StorageError> {
+        let mut insert = None;
+        let (mut events, mut audits) = (Vec::new(), Vec::new());
+        for op in &batch.ops {
+            match op {
+                Op::Insert {
+                    appointment,
+                    hold_expires_at,
+                    claims,
+                    overbook,
+                } if insert.is_none() && claims.iter().all(|c| c.capacity <= 1) => {
+                    insert = Some((appointment, *hold_expires_at, claims, *overbook));
+                }
+                Op::Emit(e) => events.push(e),
+                Op::Audit(a) => audits.push(a.clone()),
+                _ => return Ok(None),
+            }
+        }
+        let Some((a, hold_expires_at, claims, overbook)) = insert else {
+            return Ok(None);
+        };
+        let span = match busy_span(a) {
+            Some((lo, hi)) if hi < lo => {
+                return Err(invalid(format!(
+                    "appointment `{}` ends before it starts",
+                    a.id
+                )));
+            }
+            Some((lo, hi)) => Some((instant(lo)?, instant(hi)?)),
+            None => None,
+        };
+        let mut claims: Vec<String> = if overbook {
+            Vec::new()
+        } else {
+            claims.iter().map(|c| c.resource.0.clone()).collect()
+        };
+        claims.sort_unstable();
+        claims.dedup();
+        let events = events
+            .into_iter()
+            .map(|e| {
+                Ok(Event {
+                    kind: kind_code(e.kind)?,
+                    due: e.due_at,
+                    appointment: e.data.appointment.as_ref().map(|a| a.0.clone()),
+                    data: to_json(&e.data)?,
+                })
+            })
+            .collect::<Result<_, StorageError>>()?;
+        let idempotency_result = match &batch.idempotency {
+            Some(_) => Some(to_json(&[StoredAppointment {
+                key: 0,
+                version: 1,
+                hold_expires_at,
+                appointment: without_phi(a),
+            }])?),
+            None => None,
+        };
+        Ok(Some(Self {
+            tenant: tenant.clone(),
+            now: batch.now,
+            idempotency: batch.idempotency.clone(),
+            idempotency_result,
+            columns: Columns::of(a, tenant, ring)?,
+            appointment: a.clone(),
+            hold_expires_at,
+            span,
+            claims,
+            events,
+            audits,
+        }))
+    }
+
+    fn committed(&self, key: i64) -> Result<Committed, StorageError> {
+        Ok(Committed {
+            appointments: vec![Arc::new(StoredAppointment {
+                key: to_u64(key)?,
+                version: 1,
+                hold_expires_at: self.hold_expires_at,
+                appointment: self.appointment.clone(),
+            })],
+            replayed: false,
+        })
+    }
+
+    fn exists(&self) -> StorageError {
+        StorageError::new(
+            StorageErrorKind::Duplicate,
+            format!("appointment `{}` already exists", self.appointment.id),
+        )
+    }
+}
+
+/// What the function did with one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Inserted(i64),
+    SlotTaken(String),
+    Exists,
+    /// The idempotency key has a recorded result.
+    Recorded,
+}
+
+/// Sends `items` in one call on `conn`.
+fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+    // Every lock of every item, in the one global order: idempotency keys,
+    // resources, audit chains, each by tenant and name.
+    let mut locks: Vec<(i32, String)> = Vec::new();
+    let name = |t: &TenantId, n: &str| format!("{}\u{1f}{n}", t.as_str());
+    for it in items {
+        if let Some(i) = &it.idempotency {
+            locks.push((0, name(&it.tenant, &i.key)));
+        }
+        locks.extend(it.claims.iter().map(|c| (1, name(&it.tenant, c))));
+        if !it.audits.is_empty() {
+            locks.push((2, name(&it.tenant, "")));
+        }
+    }
+    locks.sort_unstable();
+    locks.dedup();
+    let class = [LOCK_IDEMPOTENCY, LOCK_RESOURCE, LOCK_AUDIT];
+    let lock_class: Vec<i32> = locks
+        .iter()
+        .map(|(rank, _)| {
+            class
+                .get(usize::try_from(*rank).unwrap_or(0))
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let lock_name: Vec<&str> = locks.iter().map(|(_, n)| n.as_str()).collect();
+
+    let per = |f: &dyn Fn(&Item) -> i32| -> Vec<i32> { items.iter().map(|it| f(it)).collect() };
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let tenant: Vec<&str> = items.iter().map(|it| it.tenant.as_str()).collect();
+    let now: Vec<DateTime<Utc>> = items.iter().map(|it| it.now).collect();
+    let idem_key: Vec<Option<&str>> = items
+        .iter()
+        .map(|it| it.idempotency.as_ref().map(|i| i.key.as_str()))
+        .collect();
+    let idem_fingerprint: Vec<Option<&str>> = items
+        .iter()
+        .map(|it| it.idempotency.as_ref().map(|i| i.fingerprint.as_str()))
+        .collect();
+    let idem_result: Vec<Option<&Value>> = items
+        .iter()
+        .map(|it| it.idempotency_result.as_ref())
+        .collect();
+    let id: Vec<&str> = items.iter().map(|it| it.appointment.id.as_str()).collect();
+    let hold: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.hold_expires_at).collect();
+    let status: Vec<&str> = items.iter().map(|it| it.columns.status).collect();
+    let start: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.appointment.start).collect();
+    let end: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.appointment.end).collect();
+    let buffer_before: Vec<i64> = items.iter().map(|it| it.columns.buffer_before).collect();
+    let buffer_after: Vec<i64> = items.iter().map(|it| it.columns.buffer_after).collect();
+    let patient: Vec<Option<&str>> = items
+        .iter()
+        .map(|it| it.columns.patient.as_deref())
+        .collect();
+    let type_id: Vec<Option<&str>> = items
+        .iter()
+        .map(|it| it.columns.type_id.as_deref())
+        .collect();
+    let reason: Vec<Option<&[u8]>> = items
+        .iter()
+        .map(|it| it.columns.reason.as_deref())
+        .collect();
+    let notes: Vec<Option<&[u8]>> = items.iter().map(|it| it.columns.notes.as_deref()).collect();
+    let phi_key: Vec<Option<&str>> = items
+        .iter()
+        .map(|it| it.columns.phi_key.as_deref())
+        .collect();
+    let busy_lo: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.span.map(|s| s.0)).collect();
+    let busy_hi: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.span.map(|s| s.1)).collect();
+    let resource_count = per(&|it| count(it.columns.resources.len()));
+    let resources: Vec<&str> = items
+        .iter()
+        .flat_map(|it| it.columns.resources.iter().map(String::as_str))
+        .collect();
+    let claim_count = per(&|it| count(it.claims.len()));
+    let claims: Vec<&str> = items
+        .iter()
+        .flat_map(|it| it.claims.iter().map(String::as_str))
+        .collect();
+    let event_count = per(&|it| count(it.events.len()));
+    let events = || items.iter().flat_map(|it| it.events.iter());
+    let event_kind: Vec<&str> = events().map(|e| e.kind.as_str()).collect();
+    let event_due: Vec<DateTime<Utc>> = events().map(|e| e.due).collect();
+    let event_appointment: Vec<Option<&str>> = events().map(|e| e.appointment.as_deref()).collect();
+    let event_data: Vec<&Value> = events().map(|e| &e.data).collect();
+    let audit_count = per(&|it| count(it.audits.len()));
+    let audits = || items.iter().flat_map(|it| it.audits.iter());
+    let audit_at: Vec<DateTime<Utc>> = audits().map(|a| a.at).collect();
+    let audit_actor: Vec<&str> = audits().map(|a| a.actor.as_str()).collect();
+    let audit_action: Vec<&str> = audits().map(|a| a.action.as_str()).collect();
+    let audit_record: Vec<&str> = audits().map(|a| a.record.as_str()).collect();
+    let audit_decision: Vec<&str> = audits().map(|a| a.decision.as_str()).collect();
+    let audit_reason: Vec<&str> = audits().map(|a| a.reason_code.as_str()).collect();
+    let audit_policy: Vec<&str> = audits().map(|a| a.policy_version.as_str()).collect();
+    let audit_glass: Vec<bool> = audits().map(|a| a.break_glass).collect();
+
+    let statement = conn.prepared(COMMIT_INSERTS)?;
+    let row = conn.client.query_one(
+        &statement,
+        &[
+            &lock_class,
+            &lock_name,
+            &tenant,
+            &now,
+            &idem_key,
+            &idem_fingerprint,
+            &idem_result,
+            &id,
+            &hold,
+            &status,
+            &start,
+            &end,
+            &buffer_before,
+            &buffer_after,
+            &patient,
+            &type_id,
+            &reason,
+            &notes,
+            &phi_key,
+            &busy_lo,
+            &busy_hi,
+            &resource_count,
+            &resources,
+            &claim_count,
+            &claims,
+            &event_count,
+            &event_kind,
+            &event_due,
+            &event_appointment,
+            &event_data,
+            &audit_count,
+            &audit_at,
+            &audit_actor,
+            &audit_action,
+            &audit_record,
+            &audit_decision,
+            &audit_reason,
+            &audit_policy,
+            &audit_glass,
+        ],
+    )?;
+    let keys: Vec<Option<i64>> = row.try_get(0)?;
+    let codes: Vec<Option<String>> = row.try_get(1)?;
+    let details: Vec<Option<String>> = row.try_get(2)?;
+    if keys.len() != items.len() || codes.len() != items.len() || details.len() != items.len() {
+        return Err(StorageError::new(
+            StorageErrorKind::Integrity,
+            "the booking function answered for a different number of items",
+        )
+        .into());
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for ((key, code), detail) in keys.into_iter().zip(codes).zip(details) {
+        out.push(match (key, code.as_deref()) {
+            (Some(k), None) => Outcome::Inserted(k),
+            (None, Some("MS001")) => Outcome::SlotTaken(detail.unwrap_or_default()),
+            (None, Some("MS002")) => Outcome::Exists,
+            (None, Some("MS003")) => Outcome::Recorded,
+            _ => {
+                return Err(StorageError::new(
+                    StorageErrorKind::Integrity,
+                    "the booking function gave an unknown outcome",
+                )
+                .into())
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The queue of items waiting for a call, and the results not yet taken.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(u64, Arc<Item>)>,
+    done: HashMap<u64, Result<Committed, StorageError>>,
+    leaders: usize,
+    next_ticket: u64,
+}
+
+/// Combines concurrent callers' items into shared calls (see the module
+/// documentation).
+#[derive(Default)]
+pub(crate) struct Combiner {
+    queue: Mutex<Queue>,
+    finished: Condvar,
+    calls: AtomicU64,
+    items: AtomicU64,
+}
+
+/// How many calls of the booking function a store made, and how many
+/// bookings they carried: [`PgStore::booking_calls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BookingCalls {
+    /// Calls of `medsched.commit_inserts` (attempts included).
+    pub calls: u64,
+    /// Items sent in them (an item sent twice counts twice).
+    pub items: u64,
+}
+
+impl Combiner {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Hands a leader's results over when it is done, or failures if it
+/// unwinds, so that no caller waits forever.
+struct Leading<'a> {
+    combiner: &'a Combiner,
+    tickets: Vec<u64>,
+    results: Vec<(u64, Result<Committed, StorageError>)>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let mut q = self.combiner.lock();
+        q.leaders = q.leaders.saturating_sub(1);
+        let mut given: Vec<u64> = Vec::with_capacity(self.results.len());
+        for (t, r) in self.results.drain(..) {
+            given.push(t);
+            q.done.insert(t, r);
+        }
+        for t in &self.tickets {
+            if !given.contains(t) {
+                q.done.insert(
+                    *t,
+                    Err(StorageError::new(
+                        StorageErrorKind::Unavailable,
+                        "the booking call failed unexpectedly",
+                    )),
+                );
+            }
+        }
+        drop(q);
+        self.combiner.finished.notify_all();
+    }
+}
+
+impl PgStore {
+    /// Calls of the booking function so far and the bookings they carried
+    /// (a booking is a batch that inserts one appointment): `items` above
+    /// `calls` means bookings of concurrent callers shared round trips.
+    pub fn booking_calls(&self) -> BookingCalls {
+        BookingCalls {
+            calls: self.combiner.calls.load(Ordering::Relaxed),
+            items: self.combiner.items.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sends `items` in one call (counted).
+    fn call(&self, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+        self.combiner.calls.fetch_add(1, Ordering::Relaxed);
+        self.combiner
+            .items
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        self.pool.get().and_then(|mut c| call(c.conn()?, items))
+    }
+
+    /// Commits one item, combined with other callers' items when they
+    /// arrive together.
+    pub(crate) fn commit_item(&self, item: Item) -> Result<Committed, StorageError> {
+        let combiner = &self.combiner;
+        let leaders = MAX_LEADERS.min(self.pool.max_size()).max(1);
+        let mut q = combiner.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push_back((ticket, Arc::new(item)));
+        loop {
+            if let Some(result) = q.done.remove(&ticket) {
+                return result;
+            }
+            if q.leaders < leaders && !q.waiting.is_empty() {
+                q.leaders += 1;
+                let take = q.waiting.len().min(MAX_GROUP);
+                let group: Vec<(u64, Arc<Item>)> = q.waiting.drain(..take).collect();
+                drop(q);
+                let mut leading = Leading {
+                    combiner,
+                    tickets: group.iter().map(|(t, _)| *t).collect(),
+                    results: Vec::with_capacity(group.len()),
+                };
+                let items: Vec<&Item> = group.iter().map(|(_, it)| it.as_ref()).collect();
+                let results = self.commit_group(&items);
+                leading
+                    .results
+                    .extend(leading.tickets.iter().copied().zip(results));
+                drop(leading);
+                q = combiner.lock();
+                continue;
+            }
+            q = combiner
+                .finished
+                .wait(q)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Commits `items` in one call, and falls back to one call per item
+    /// when the shared call fails as a whole.
+    fn commit_group(&self, items: &[&Item]) -> Vec<Result<Committed, StorageError>> {
+        if let [item] = items {
+            return vec![self.commit_alone(item)];
+        }
+        let mut attempt = 0;
+        let lost = loop {
+            attempt += 1;
+            let outcome = self.call(items);
+            let err = match outcome {
+                Ok(outcomes) => {
+                    return items
+                        .iter()
+                        .zip(outcomes)
+                        .map(|(it, o)| self.settle_outcome(it, o, false))
+                        .collect();
+                }
+                Err(Fail::Db(e)) => e,
+                // A pool timeout, an unreadable answer: each on its own.
+                Err(_) => break false,
+            };
+            if is_connection_loss(&err) {
+                break true;
+            }
+            if !is_retryable(&err) || attempt >= MAX_ATTEMPTS {
+                break false;
+            }
+            thread::sleep(backoff(attempt));
+        };
+        items
+            .iter()
+            .map(|it| {
+                if lost {
+                    // The call may have committed: the item's appointment
+                    // tells.
+                    if let Ok(Some(done)) = self.inserted(it) {
+                        return Ok(done);
+                    }
+                }
+                self.commit_alone(it)
+            })
+            .collect()
+    }
+
+    /// Commits one item in its own call, with retries; a connection lost
+    /// during the call is settled by looking for the item's appointment.
+    fn commit_alone(&self, item: &Item) -> Result<Committed, StorageError> {
+        let mut lost_before = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = self.call(&[item]);
+            let err = match outcome {
+                Ok(mut outcomes) => {
+                    let Some(o) = outcomes.pop() else {
+                        return Err(unavailable_answer());
+                    };
+                    return self.settle_outcome(item, o, lost_before);
+                }
+                Err(Fail::Domain(e)) => return Err(e),
+                Err(Fail::Db(e)) => e,
+            };
+            if err.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
+                // A writer outside medsched holds the time.
+                let resource = ResourceId(item.claims.first().cloned().unwrap_or_default());
+                return Err(StorageError::slot_taken(&resource));
+            }
+            if is_connection_loss(&err) {
+                lost_before = true;
+                if let Ok(Some(done)) = self.inserted(item) {
+                    return Ok(done);
+                }
+            } else if !is_retryable(&err) {
+                return Err(unavailable(&err));
+            }
+            if attempt >= MAX_ATTEMPTS {
+                return Err(StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    format!("database busy: gave up after {attempt} attempts"),
+                ));
+            }
+            thread::sleep(backoff(attempt));
+        }
+    }
+
+    /// The caller's result for an item's outcome. `lost_before`: an earlier
+    /// attempt of this item lost its connection, so an existing
+    /// appointment may be its own.
+    fn settle_outcome(
+        &self,
+        item: &Item,
+        outcome: Outcome,
+        lost_before: bool,
+    ) -> Result<Committed, StorageError> {
+        match outcome {
+            Outcome::Inserted(k) => item.committed(k),
+            Outcome::SlotTaken(_) | Outcome::Exists if lost_before => {
+                // The lost attempt may have committed: its own appointment
+                // is then what is in the way.
+                if let Some(done) = self.inserted(item)? {
+                    return Ok(done);
+                }
+                Err(match outcome {
+                    Outcome::SlotTaken(r) => StorageError::slot_taken(&ResourceId(r)),
+                    _ => item.exists(),
+                })
+            }
+            Outcome::SlotTaken(r) => Err(StorageError::slot_taken(&ResourceId(r))),
+            Outcome::Exists => Err(item.exists()),
+            Outcome::Recorded => {
+                let Some(idem) = &item.idempotency else {
+                    return Err(unavailable_answer());
+                };
+                let ring = self.keyring.as_ref();
+                let found = self.run(Some(&item.tenant), true, |tx| {
+                    idempotency_lookup(tx, &item.tenant, ring, &idem.key)
+                })?;
+                match found {
+                    Some((fingerprint, _)) if fingerprint != idem.fingerprint => {
+                        Err(StorageError::new(
+                            StorageErrorKind::IdempotencyMismatch,
+                            "idempotency key reused with different parameters",
+                        ))
+                    }
+                    Some((_, first)) => Ok(first),
+                    None => Err(unavailable_answer()),
+                }
+            }
+        }
+    }
+
+    /// The committed item if its appointment exists (its id is the
+    /// caller's, so an existing row is the item's own insert).
+    fn inserted(&self, item: &Item) -> Result<Option<Committed>, StorageError> {
+        let t = item.tenant.as_str();
+        let key = self.run(Some(&item.tenant), true, |tx| {
+            Ok(tx
+                .query_opt(
+                    "SELECT key FROM medsched.appointments WHERE tenant_id = $1 AND id = $2",
+                    &[&t, &item.appointment.id.as_str()],
+                )?
+                .map(|r| r.try_get::<_, i64>(0))
+                .transpose()?)
+        })?;
+        key.map(|k| item.committed(k)).transpose()
+    }
+}
+
+fn unavailable_answer() -> StorageError {
+    StorageError::new(
+        StorageErrorKind::Unavailable,
+        "the booking function gave no usable answer",
+    )
+}

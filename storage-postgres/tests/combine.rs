@@ -1,0 +1,211 @@
+//! Bookings of concurrent callers share calls of the booking function
+//! (`medsched.commit_inserts`), and each caller still gets the outcome it
+//! would have had alone: one winner per slot, duplicate ids refused,
+//! idempotency keys replayed, audit chains intact, across tenants.
+
+use std::sync::Barrier;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use medsched_postgres::PgStore;
+use medsched_storage::{
+    verify_chain, Appointment, AppointmentStatus, Batch, Claim, Committed, EventData, EventKind,
+    Idempotency, NewAudit, NewEvent, Op, StorageError, Store, TenantId,
+};
+
+use crate::pg::app_store;
+
+const THREADS: usize = 16;
+
+fn at(slot: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2031, 3, 3, 8, 0, 0).unwrap() + TimeDelta::minutes(30 * slot)
+}
+
+/// A booking of `id` on `resource` in slot `slot`: the appointment, its
+/// booked event and its audit record, as the engine commits it.
+fn booking(id: &str, resource: &str, slot: i64, key: Option<&str>) -> Batch {
+    let appointment = Appointment {
+        id: id.into(),
+        type_id: None,
+        patient: Some("patient-1".into()),
+        resources: vec![resource.into()],
+        start: Some(at(slot)),
+        end: Some(at(slot + 1)),
+        status: AppointmentStatus::Booked,
+        buffer_before_min: 0,
+        buffer_after_min: 0,
+        reason: None,
+        notes: None,
+    };
+    Batch {
+        now: at(-100),
+        idempotency: key.map(|k| Idempotency {
+            key: k.to_owned(),
+            fingerprint: format!("fp-{k}"),
+        }),
+        ops: vec![
+            Op::Insert {
+                claims: vec![Claim {
+                    resource: resource.into(),
+                    capacity: 1,
+                }],
+                appointment,
+                hold_expires_at: None,
+                overbook: false,
+            },
+            Op::Emit(NewEvent {
+                kind: EventKind::Booked,
+                due_at: at(-100),
+                data: EventData {
+                    appointment: Some(id.into()),
+                    start: Some(at(slot)),
+                    ..EventData::default()
+                },
+            }),
+            Op::Audit(NewAudit {
+                at: at(-100),
+                actor: "desk".to_owned(),
+                action: "appointment.book".to_owned(),
+                record: id.to_owned(),
+                decision: "allow".to_owned(),
+                reason_code: "receptionist".to_owned(),
+                policy_version: "v1".to_owned(),
+                break_glass: false,
+            }),
+        ],
+    }
+}
+
+/// Runs `batch(thread)` on `THREADS` threads released together.
+fn race(
+    store: &PgStore,
+    batch: impl Fn(usize) -> (TenantId, Batch) + Sync,
+) -> Vec<Result<Committed, StorageError>> {
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (barrier, batch) = (&barrier, &batch);
+                s.spawn(move || {
+                    let (tenant, b) = batch(i);
+                    barrier.wait();
+                    store.commit(&tenant, b)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn audited(store: &PgStore, tenant: &TenantId) -> usize {
+    let records = store.audit_records(tenant, 1, 10_000).unwrap();
+    verify_chain(&records).unwrap_or_else(|b| panic!("chain of {tenant} breaks: {b:?}"));
+    records.len()
+}
+
+/// Two tenants, 16 threads per round; threads 2k and 2k+1 of a tenant race
+/// for the same slot of the same room. Rounds repeat until some call
+/// carried several bookings (so that combining was exercised), at most 30.
+#[test]
+fn racing_pairs_get_one_winner_each_across_shared_calls() {
+    let store = app_store();
+    let tenants = [TenantId::from("combine-a"), TenantId::from("combine-b")];
+    let before = store.booking_calls();
+    let mut rounds = 0i64;
+    let (mut won, mut taken) = (0usize, 0usize);
+    loop {
+        let r = rounds;
+        let results = race(&store, |i| {
+            let tenant = tenants[i / 8].clone();
+            let pair = (i % 8) / 2;
+            let b = booking(
+                &format!("r{r}-t{i}"),
+                &format!("room-{pair}"),
+                r * 10 + i64::try_from(pair).unwrap(),
+                None,
+            );
+            (tenant, b)
+        });
+        for pair in results.chunks(2) {
+            let ok = pair.iter().filter(|r| r.is_ok()).count();
+            assert_eq!(ok, 1, "one winner per slot: {pair:?}");
+            for r in pair {
+                match r {
+                    Ok(c) => {
+                        assert_eq!(c.appointments.len(), 1);
+                        assert!(!c.replayed);
+                        won += 1;
+                    }
+                    Err(e) => {
+                        assert_eq!(e.code(), "slot_unavailable", "{e}");
+                        taken += 1;
+                    }
+                }
+            }
+        }
+        rounds += 1;
+        let now = store.booking_calls();
+        let shared = now.items - before.items > now.calls - before.calls;
+        if (shared && rounds >= 4) || rounds >= 30 {
+            assert!(shared, "no call carried two bookings in {rounds} rounds");
+            break;
+        }
+    }
+    let per_tenant = usize::try_from(rounds).unwrap() * 4;
+    assert_eq!((won, taken), (2 * per_tenant, 2 * per_tenant));
+    for t in &tenants {
+        // Every winner's record is there, once, with its audit record.
+        assert_eq!(audited(&store, t), per_tenant, "audit records of {t}");
+        let mut found = 0;
+        for r in 0..rounds {
+            for i in 0..THREADS {
+                if let Ok(s) = store.appointment(t, &format!("r{r}-t{i}").as_str().into()) {
+                    assert_eq!(s.version, 1);
+                    found += 1;
+                }
+            }
+        }
+        assert_eq!(found, per_tenant, "appointments of {t}");
+    }
+    let after = store.booking_calls();
+    println!(
+        "combine: {rounds} rounds, {} bookings in {} calls",
+        after.items - before.items,
+        after.calls - before.calls
+    );
+}
+
+/// One idempotency key on 16 threads: one appointment, the same key for
+/// all, 15 replays. One appointment id on 16 threads (different rooms, no
+/// key): one booking, 15 `duplicate_id`.
+#[test]
+fn shared_keys_and_ids_resolve_as_if_one_after_the_other() {
+    let store = app_store();
+    let t = TenantId::from("combine-keys");
+    let results = race(&store, |_| {
+        (
+            t.clone(),
+            booking("same-key", "room-k", 1, Some("key-shared")),
+        )
+    });
+    let keys: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().appointments[0].key)
+        .collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    let replayed = results
+        .iter()
+        .filter(|r| r.as_ref().unwrap().replayed)
+        .count();
+    assert_eq!(replayed, THREADS - 1);
+
+    let results = race(&store, |i| {
+        (t.clone(), booking("same-id", &format!("room-{i}"), 2, None))
+    });
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1);
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(r.code(), "duplicate_id", "{r}");
+    }
+    // Two bookings, two audit records: refused items wrote nothing.
+    assert_eq!(audited(&store, &t), 2);
+}
