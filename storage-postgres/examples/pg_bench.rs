@@ -314,6 +314,16 @@ fn run() -> Result<bool, Error> {
     let secs: f64 = args.next().map_or(Ok(4.0), |s| s.parse())?;
     let window = Duration::from_secs_f64(secs);
     let app_url = prepare(&owner_url)?;
+    // For profiling: PG_BENCH_STATEMENTS=1 prints where the server spent its
+    // time, statements inside functions included (the server must load
+    // pg_stat_statements: MEDSCHED_BENCH_PG_OPTS="-c
+    // shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all").
+    let statements = std::env::var_os("PG_BENCH_STATEMENTS").is_some();
+    if statements {
+        Client::connect(&owner_url, NoTls)?.batch_execute(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset();",
+        )?;
+    }
 
     let mut outcomes = Vec::new();
     // For profiling one case: PG_BENCH_ONLY=adapter-distinct-16 (path, load,
@@ -357,6 +367,20 @@ fn run() -> Result<bool, Error> {
         }
     }
 
+    if statements {
+        let mut admin = Client::connect(&owner_url, NoTls)?;
+        println!("server time by statement (pg_stat_statements, all cases above):");
+        for row in admin.query(
+            "SELECT calls, total_exec_time, mean_exec_time * 1000,
+                    regexp_replace(left(query, 100), '\\s+', ' ', 'g')
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20",
+            &[],
+        )? {
+            let (calls, total, mean, query): (i64, f64, f64, String) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            println!("  calls={calls} total_ms={total:.0} mean_us={mean:.1} {query}");
+        }
+    }
     let find = |path, load, threads| {
         outcomes
             .iter()

@@ -62,31 +62,195 @@ AS $$
     ]) WITH ORDINALITY AS p(b, n)
 $$;
 
--- Batches that each insert one appointment (with capacity-one claims, or
--- overbooked, or unclaimed), emit events and append audit records, in one
--- statement: with autocommit, one round trip for one booking or for the
--- bookings of several callers that the adapter commits together. Each item
--- does what the adapter's statement-by-statement path does for such a
--- batch (src/store.rs), and succeeds or fails on its own:
---   * the caller passes every lock of every item in one global order
---     (idempotency keys, then claimed resources, then audit chains, each
---     sorted by tenant and name), taken here before anything else, so
---     that two such calls, or one and a statement-by-statement batch,
---     never wait for each other in a cycle;
---   * an item is checked (idempotency key, id, claimed time) before it writes
---     anything, so a refused item leaves no row behind (only lapsed holds
---     in its way are gone, which no reader can tell);
---   * items run in order: a later item sees the rows of an earlier one,
---     so two items claiming one slot get one booking.
--- Per item the result is its appointment key, or NULL with a code:
+-- One batch that inserts one appointment (with capacity-one claims, or
+-- overbooked, or unclaimed), emits events and appends audit records, in
+-- one statement: with autocommit, one round trip. It does what the
+-- adapter's statement-by-statement path does for such a batch
+-- (src/store.rs), in the same lock order (the idempotency key, the claimed
+-- resources sorted by the caller, the tenant's audit chain), and checks
+-- the item before it writes anything, so a refused item leaves no row
+-- behind (only lapsed holds in its way are gone, which no reader can
+-- tell). The result is the appointment key, or NULL with a code:
 --   MS001 slot taken (detail: the resource id)
 --   MS002 the appointment id exists
 --   MS003 the idempotency key has a recorded result (the caller replays it)
 -- Other errors (a writer outside medsched racing for a capacity-one row:
--- 23P01) abort the whole call; the adapter then commits the items one by
--- one. PHI arrives encrypted (or as version-0 plaintext) from the caller.
--- Lists of items' resources, claims, events and audit records are flat,
--- with a count per item.
+-- 23P01) are raised. PHI arrives encrypted (or as version-0 plaintext).
+CREATE FUNCTION medsched.commit_insert(
+    p_tenant text, p_now timestamptz,
+    p_idem_key text, p_idem_fingerprint text, p_idem_result jsonb,
+    p_id text, p_hold_expires_at timestamptz, p_status text,
+    p_start timestamptz, p_end timestamptz,
+    p_buffer_before bigint, p_buffer_after bigint, p_resources text[],
+    p_patient text, p_type text,
+    p_reason bytea, p_notes bytea, p_phi_key text,
+    -- The busy span; NULL when the appointment holds no time.
+    p_busy_lo timestamptz, p_busy_hi timestamptz,
+    -- Capacity-one claims, sorted and distinct; empty when overbooked.
+    p_claims text[],
+    p_event_kinds text[], p_event_due timestamptz[], p_event_appointments text[],
+    p_event_data jsonb[],
+    p_audit_at timestamptz[], p_audit_actor text[], p_audit_action text[],
+    p_audit_record text[], p_audit_decision text[], p_audit_reason_code text[],
+    p_audit_policy_version text[], p_audit_break_glass boolean[],
+    OUT key bigint, OUT code text, OUT detail text
+)
+    LANGUAGE plpgsql
+    SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict error
+DECLARE
+    r text;
+    head_seq bigint;
+    head_hash text;
+    h text;
+    i int;
+BEGIN
+    PERFORM set_config('medsched.tenant', p_tenant, true);
+    IF p_idem_key IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(2, hashtext(p_tenant || chr(31) || p_idem_key));
+    END IF;
+    FOREACH r IN ARRAY p_claims LOOP
+        PERFORM pg_advisory_xact_lock(1, hashtext(p_tenant || chr(31) || r));
+    END LOOP;
+    IF cardinality(p_audit_at) > 0 THEN
+        PERFORM pg_advisory_xact_lock(3, hashtext(p_tenant || chr(31) || ''));
+    END IF;
+
+    IF p_idem_key IS NOT NULL THEN
+        PERFORM 1 FROM medsched.idempotency
+        WHERE tenant_id = p_tenant AND idempotency.key = p_idem_key;
+        IF FOUND THEN
+            code := 'MS003';
+            RETURN;
+        END IF;
+    END IF;
+
+    IF p_busy_lo IS NOT NULL THEN
+        FOREACH r IN ARRAY p_claims LOOP
+            -- Any row in the way? (In key order, so that the plan is the
+            -- key's range scan whatever the statistics say: plans here are
+            -- generic.) Usually none, and that is all.
+            PERFORM 1 FROM medsched.active_bookings
+            WHERE tenant_id = p_tenant AND resource_id = r
+              AND busy_hi > p_busy_lo AND busy_lo < p_busy_hi
+            ORDER BY busy_hi LIMIT 1;
+            IF FOUND THEN
+                -- Lapsed holds never block: remove them, then look again.
+                DELETE FROM medsched.active_bookings
+                WHERE tenant_id = p_tenant AND resource_id = r
+                  AND hold_expires_at <= p_now
+                  AND busy_hi > p_busy_lo AND busy_lo < p_busy_hi;
+                PERFORM 1 FROM medsched.active_bookings
+                WHERE tenant_id = p_tenant AND resource_id = r
+                  AND busy_hi > p_busy_lo AND busy_lo < p_busy_hi
+                ORDER BY busy_hi LIMIT 1;
+                IF FOUND THEN
+                    -- An existing id is reported first, as the
+                    -- statement-by-statement path finds it.
+                    PERFORM 1 FROM medsched.appointments
+                    WHERE tenant_id = p_tenant AND id = p_id;
+                    IF FOUND THEN
+                        code := 'MS002';
+                    ELSE
+                        code := 'MS001';
+                        detail := r;
+                    END IF;
+                    RETURN;
+                END IF;
+            END IF;
+        END LOOP;
+    END IF;
+
+    INSERT INTO medsched.appointments
+        (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
+         buffer_before_min, buffer_after_min, resources, patient_id, type_id,
+         reason, notes, phi_key)
+    VALUES (p_tenant, p_id, 1, p_hold_expires_at, p_status, p_start, p_end,
+            p_buffer_before, p_buffer_after, p_resources, p_patient, p_type,
+            p_reason, p_notes, p_phi_key)
+    ON CONFLICT (tenant_id, id) DO NOTHING
+    RETURNING appointments.key INTO key;
+    IF key IS NULL THEN
+        code := 'MS002';
+        RETURN;
+    END IF;
+
+    -- The exclusion constraint stays the guarantee for the rows of
+    -- capacity-one claims (a writer outside medsched may race).
+    IF p_busy_lo IS NULL THEN
+        NULL;
+    ELSIF cardinality(p_resources) = 1 THEN
+        INSERT INTO medsched.active_bookings
+            (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
+        VALUES (p_tenant, p_resources[1], key, tstzrange(p_busy_lo, p_busy_hi, '[)'),
+                p_hold_expires_at, p_resources[1] = ANY (p_claims));
+    ELSE
+        INSERT INTO medsched.active_bookings
+            (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
+        SELECT p_tenant, d.res, key, tstzrange(p_busy_lo, p_busy_hi, '[)'),
+               p_hold_expires_at, d.res = ANY (p_claims)
+        FROM (SELECT DISTINCT unnest(p_resources) AS res) d;
+    END IF;
+
+    IF cardinality(p_event_kinds) = 1 THEN
+        INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+        VALUES (p_tenant, p_event_kinds[1], p_event_due[1], p_event_appointments[1],
+                p_event_data[1]);
+    ELSIF cardinality(p_event_kinds) > 1 THEN
+        INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+        SELECT p_tenant, e.kind, e.due, e.appointment, e.data
+        FROM unnest(p_event_kinds, p_event_due, p_event_appointments, p_event_data)
+            AS e(kind, due, appointment, data);
+    END IF;
+
+    IF cardinality(p_audit_at) > 0 THEN
+        SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
+        WHERE tenant_id = p_tenant ORDER BY seq DESC LIMIT 1;
+        head_seq := coalesce(head_seq, 0);
+        head_hash := coalesce(head_hash, repeat('0', 64));
+        FOR i IN 1 .. cardinality(p_audit_at) LOOP
+            head_seq := head_seq + 1;
+            h := medsched.audit_hash(head_hash, head_seq, p_audit_at[i], p_audit_actor[i],
+                                     p_audit_action[i], p_audit_record[i], p_audit_decision[i],
+                                     p_audit_reason_code[i], p_audit_policy_version[i],
+                                     p_audit_break_glass[i]);
+            INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
+                reason_code, policy_version, break_glass, prev_hash, hash)
+            VALUES (p_tenant, head_seq, p_audit_at[i], p_audit_actor[i], p_audit_action[i],
+                    p_audit_record[i], p_audit_decision[i], p_audit_reason_code[i],
+                    p_audit_policy_version[i], p_audit_break_glass[i], head_hash, h);
+            head_hash := h;
+        END LOOP;
+    END IF;
+
+    IF p_idem_key IS NOT NULL THEN
+        INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
+        VALUES (p_tenant, p_idem_key, p_idem_fingerprint,
+                jsonb_set(p_idem_result, '{0,key}', to_jsonb(commit_insert.key)));
+    END IF;
+END
+$$;
+
+-- The batches of several callers that the adapter commits together, in
+-- one statement: one round trip, one function call and one WAL flush for
+-- them all. Each item succeeds or fails on its own, with the outcome it
+-- would have had alone (see medsched.commit_insert):
+--   * the caller passes every lock of every item in one global order
+--     (idempotency keys, then claimed resources, then audit chains, each
+--     sorted by tenant and name), taken here before anything else, so
+--     that two such calls, or one and any other batch of the adapter,
+--     never wait for each other in a cycle;
+--   * the items are independent: no two of one tenant share an id, an
+--     idempotency key, or a resource at overlapping times (the adapter
+--     sends interacting items in separate calls, one after the other), so
+--     each tenant's items are checked against the database and written
+--     together, a few statements for them all, with the outcomes they
+--     would have had one after the other. (Were they not independent, the
+--     exclusion constraint or a key would fail the whole call, never let
+--     a double booking through.)
+-- Per-item lists of resources, claims, events and audit records are flat,
+-- with the item's position (from 1) for each element.
 CREATE FUNCTION medsched.commit_inserts(
     p_lock_class int[], p_lock_name text[],
     p_tenant text[], p_now timestamptz[],
@@ -96,14 +260,12 @@ CREATE FUNCTION medsched.commit_inserts(
     p_buffer_before bigint[], p_buffer_after bigint[],
     p_patient text[], p_type text[],
     p_reason bytea[], p_notes bytea[], p_phi_key text[],
-    -- The busy span; NULL when the appointment holds no time.
     p_busy_lo timestamptz[], p_busy_hi timestamptz[],
-    p_resource_count int[], p_resources text[],
-    -- Capacity-one claims, distinct; none when overbooked.
-    p_claim_count int[], p_claims text[],
-    p_event_count int[], p_event_kinds text[], p_event_due timestamptz[],
+    p_resource_item int[], p_resources text[],
+    p_claim_item int[], p_claims text[],
+    p_event_item int[], p_event_kinds text[], p_event_due timestamptz[],
     p_event_appointments text[], p_event_data jsonb[],
-    p_audit_count int[], p_audit_at timestamptz[], p_audit_actor text[],
+    p_audit_item int[], p_audit_at timestamptz[], p_audit_actor text[],
     p_audit_action text[], p_audit_record text[], p_audit_decision text[],
     p_audit_reason_code text[], p_audit_policy_version text[],
     p_audit_break_glass boolean[],
@@ -116,19 +278,9 @@ DECLARE
     n int := cardinality(p_id);
     i int;
     j int;
-    k bigint;
-    r text;
-    t text;
-    res text[];
-    claims text[];
-    ro int := 0;
-    co int := 0;
-    eo int := 0;
-    ao int := 0;
-    rn int;
-    cn int;
-    en int;
-    an int;
+    tn text;
+    res record;
+    failed int[];
     head_seq bigint;
     head_hash text;
     h text;
@@ -140,138 +292,145 @@ BEGIN
         PERFORM pg_advisory_xact_lock(p_lock_class[j], hashtext(p_lock_name[j]));
     END LOOP;
 
-    <<items>>
-    FOR i IN 1 .. n LOOP
-        t := p_tenant[i];
-        rn := p_resource_count[i];
-        cn := p_claim_count[i];
-        en := p_event_count[i];
-        an := p_audit_count[i];
-        res := p_resources[ro + 1 : ro + rn];
-        claims := p_claims[co + 1 : co + cn];
-        ro := ro + rn;
-        co := co + cn;
-        eo := eo + en;
-        ao := ao + an;
-        PERFORM set_config('medsched.tenant', t, true);
+    FOR tn IN SELECT DISTINCT u.tt FROM unnest(p_tenant) u(tt) ORDER BY 1 LOOP
+        PERFORM set_config('medsched.tenant', tn, true);
 
-        IF p_idem_key[i] IS NOT NULL THEN
-            PERFORM 1 FROM medsched.idempotency
-            WHERE tenant_id = t AND key = p_idem_key[i];
-            IF FOUND THEN
-                codes[i] := 'MS003';
-                CONTINUE items;
+        -- Checks, in the order of the single path: the idempotency key,
+        -- the id, the claimed time. The first failure of an item counts.
+        FOR res IN
+            SELECT DISTINCT ON (f.i) f.i, f.code, f.detail FROM (
+                -- (Each look-up is a LIMIT 1 subquery per item, so that the
+                -- generic plan probes the index for each item rather than
+                -- joining whole tables.)
+                SELECT x.i, 1 AS rank, 'MS003' AS code, NULL::text AS detail
+                FROM unnest(p_tenant, p_idem_key) WITH ORDINALITY x(tt, k, i)
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM medsched.idempotency d
+                    WHERE d.tenant_id = tn AND d.key = x.k LIMIT 1) recorded
+                WHERE x.tt = tn AND x.k IS NOT NULL
+                UNION ALL
+                SELECT x.i, 2, 'MS002', NULL
+                FROM unnest(p_tenant, p_id) WITH ORDINALITY x(tt, id, i)
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM medsched.appointments a
+                    WHERE a.tenant_id = tn AND a.id = x.id LIMIT 1) existing
+                WHERE x.tt = tn
+                UNION ALL
+                SELECT c.i, 3, 'MS001', c.r
+                FROM unnest(p_claim_item, p_claims) c(i, r)
+                JOIN unnest(p_tenant, p_busy_lo, p_busy_hi, p_now)
+                    WITH ORDINALITY it(tt, lo, hi, now, i) ON it.i = c.i
+                CROSS JOIN LATERAL (
+                    -- In key order, so that the generic plan is the key's
+                    -- range scan whatever the statistics say.
+                    SELECT 1 FROM medsched.active_bookings b
+                    WHERE b.tenant_id = tn AND b.resource_id = c.r
+                      AND b.busy_hi > it.lo AND b.busy_lo < it.hi
+                      AND (b.hold_expires_at IS NULL OR b.hold_expires_at > it.now)
+                    ORDER BY b.busy_hi LIMIT 1) blocking
+                WHERE it.tt = tn AND it.lo IS NOT NULL
+            ) f
+            ORDER BY f.i, f.rank, f.detail
+        LOOP
+            codes[res.i] := res.code;
+            details[res.i] := res.detail;
+        END LOOP;
+        SELECT coalesce(array_agg(x.i), '{}') INTO failed
+        FROM unnest(codes) WITH ORDINALITY x(c, i) WHERE x.c IS NOT NULL;
+
+        -- Lapsed holds in the way of the items that go ahead never block.
+        DELETE FROM medsched.active_bookings b
+        USING unnest(p_claim_item, p_claims) c(i, r)
+        WHERE p_tenant[c.i] = tn AND c.i <> ALL (failed) AND p_busy_lo[c.i] IS NOT NULL
+          AND b.tenant_id = tn AND b.resource_id = c.r
+          AND b.hold_expires_at <= p_now[c.i]
+          AND b.busy_hi > p_busy_lo[c.i] AND b.busy_lo < p_busy_hi[c.i];
+
+        -- The appointments (an id inserted meanwhile by another
+        -- transaction is skipped, and its item refused), then their rows.
+        FOR res IN
+            INSERT INTO medsched.appointments
+                (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
+                 buffer_before_min, buffer_after_min, resources, patient_id, type_id,
+                 reason, notes, phi_key)
+            SELECT tn, x.id, 1, x.hold, x.status, x.s, x.e, x.bb, x.ba,
+                   coalesce((SELECT array_agg(y.r ORDER BY y.o)
+                             FROM unnest(p_resource_item, p_resources) WITH ORDINALITY y(it, r, o)
+                             WHERE y.it = x.i), '{}'),
+                   x.patient, x.type, x.reason, x.notes, x.phi_key
+            FROM unnest(p_tenant, p_id, p_hold_expires_at, p_status, p_start, p_end,
+                        p_buffer_before, p_buffer_after, p_patient, p_type, p_reason,
+                        p_notes, p_phi_key)
+                WITH ORDINALITY x(tt, id, hold, status, s, e, bb, ba, patient, type, reason,
+                                  notes, phi_key, i)
+            WHERE x.tt = tn AND x.i <> ALL (failed)
+            ORDER BY x.i
+            ON CONFLICT (tenant_id, id) DO NOTHING
+            RETURNING appointments.key, appointments.id
+        LOOP
+            -- Ids are distinct within a tenant's independent items.
+            i := array_position(p_id, res.id);
+            WHILE p_tenant[i] <> tn LOOP
+                i := array_position(p_id, res.id, i + 1);
+            END LOOP;
+            keys[i] := res.key;
+        END LOOP;
+        FOR i IN SELECT x.i FROM unnest(p_tenant, keys, codes) WITH ORDINALITY x(tt, k, c, i)
+                 WHERE x.tt = tn AND x.k IS NULL AND x.c IS NULL LOOP
+            codes[i] := 'MS002';
+        END LOOP;
+
+        INSERT INTO medsched.active_bookings
+            (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
+        SELECT DISTINCT ON (r.i, r.res) tn, r.res, keys[r.i],
+               tstzrange(p_busy_lo[r.i], p_busy_hi[r.i], '[)'), p_hold_expires_at[r.i],
+               EXISTS (SELECT 1 FROM unnest(p_claim_item, p_claims) c(i, cr)
+                       WHERE c.i = r.i AND c.cr = r.res)
+        FROM unnest(p_resource_item, p_resources) r(i, res)
+        WHERE p_tenant[r.i] = tn AND keys[r.i] IS NOT NULL AND p_busy_lo[r.i] IS NOT NULL
+        ORDER BY r.i, r.res;
+
+        INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+        SELECT tn, e.kind, e.due, e.appointment, e.data
+        FROM unnest(p_event_item, p_event_kinds, p_event_due, p_event_appointments,
+                    p_event_data) WITH ORDINALITY e(i, kind, due, appointment, data, o)
+        WHERE p_tenant[e.i] = tn AND keys[e.i] IS NOT NULL
+        ORDER BY e.o;
+
+        head_seq := NULL;
+        FOR res IN
+            SELECT a.at, a.actor, a.action, a.record, a.decision, a.reason_code,
+                   a.policy_version, a.break_glass
+            FROM unnest(p_audit_item, p_audit_at, p_audit_actor, p_audit_action,
+                        p_audit_record, p_audit_decision, p_audit_reason_code,
+                        p_audit_policy_version, p_audit_break_glass)
+                WITH ORDINALITY a(i, at, actor, action, record, decision, reason_code,
+                                  policy_version, break_glass, o)
+            WHERE p_tenant[a.i] = tn AND keys[a.i] IS NOT NULL
+            ORDER BY a.o
+        LOOP
+            IF head_seq IS NULL THEN
+                SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
+                WHERE tenant_id = tn ORDER BY seq DESC LIMIT 1;
+                head_seq := coalesce(head_seq, 0);
+                head_hash := coalesce(head_hash, repeat('0', 64));
             END IF;
-        END IF;
+            head_seq := head_seq + 1;
+            h := medsched.audit_hash(head_hash, head_seq, res.at, res.actor, res.action,
+                                     res.record, res.decision, res.reason_code,
+                                     res.policy_version, res.break_glass);
+            INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
+                reason_code, policy_version, break_glass, prev_hash, hash)
+            VALUES (tn, head_seq, res.at, res.actor, res.action, res.record, res.decision,
+                    res.reason_code, res.policy_version, res.break_glass, head_hash, h);
+            head_hash := h;
+        END LOOP;
 
-        -- An existing id first, as the statement-by-statement path finds it
-        -- (a concurrent insert of the same id is caught by ON CONFLICT).
-        PERFORM 1 FROM medsched.appointments WHERE tenant_id = t AND id = p_id[i];
-        IF FOUND THEN
-            codes[i] := 'MS002';
-            CONTINUE items;
-        END IF;
-
-        IF p_busy_lo[i] IS NOT NULL THEN
-            FOREACH r IN ARRAY claims LOOP
-                -- Any row in the way? (In key order, so that the plan is
-                -- the key's range scan whatever the statistics say: plans
-                -- here are generic.) Usually none, and that is all.
-                PERFORM 1 FROM medsched.active_bookings
-                WHERE tenant_id = t AND resource_id = r
-                  AND busy_hi > p_busy_lo[i] AND busy_lo < p_busy_hi[i]
-                ORDER BY busy_hi LIMIT 1;
-                IF FOUND THEN
-                    -- Lapsed holds never block: remove them, look again.
-                    DELETE FROM medsched.active_bookings
-                    WHERE tenant_id = t AND resource_id = r
-                      AND hold_expires_at <= p_now[i]
-                      AND busy_hi > p_busy_lo[i] AND busy_lo < p_busy_hi[i];
-                    PERFORM 1 FROM medsched.active_bookings
-                    WHERE tenant_id = t AND resource_id = r
-                      AND busy_hi > p_busy_lo[i] AND busy_lo < p_busy_hi[i]
-                    ORDER BY busy_hi LIMIT 1;
-                    IF FOUND THEN
-                        codes[i] := 'MS001';
-                        details[i] := r;
-                        CONTINUE items;
-                    END IF;
-                END IF;
-            END LOOP;
-        END IF;
-
-        INSERT INTO medsched.appointments
-            (tenant_id, id, version, hold_expires_at, status, start_at, end_at,
-             buffer_before_min, buffer_after_min, resources, patient_id, type_id,
-             reason, notes, phi_key)
-        VALUES (t, p_id[i], 1, p_hold_expires_at[i], p_status[i], p_start[i], p_end[i],
-                p_buffer_before[i], p_buffer_after[i], res, p_patient[i], p_type[i],
-                p_reason[i], p_notes[i], p_phi_key[i])
-        ON CONFLICT (tenant_id, id) DO NOTHING
-        RETURNING key INTO k;
-        IF k IS NULL THEN
-            codes[i] := 'MS002';
-            CONTINUE items;
-        END IF;
-
-        -- The exclusion constraint stays the guarantee for the rows of
-        -- capacity-one claims (a writer outside medsched may race).
-        IF p_busy_lo[i] IS NULL THEN
-            NULL;
-        ELSIF rn = 1 THEN
-            INSERT INTO medsched.active_bookings
-                (tenant_id, resource_id, appointment_key, busy, hold_expires_at,
-                 capacity_one)
-            VALUES (t, res[1], k, tstzrange(p_busy_lo[i], p_busy_hi[i], '[)'),
-                    p_hold_expires_at[i], res[1] = ANY (claims));
-        ELSE
-            INSERT INTO medsched.active_bookings
-                (tenant_id, resource_id, appointment_key, busy, hold_expires_at,
-                 capacity_one)
-            SELECT t, d.res, k, tstzrange(p_busy_lo[i], p_busy_hi[i], '[)'),
-                   p_hold_expires_at[i], d.res = ANY (claims)
-            FROM (SELECT DISTINCT unnest(res) AS res) d;
-        END IF;
-
-        IF en = 1 THEN
-            INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
-            VALUES (t, p_event_kinds[eo], p_event_due[eo], p_event_appointments[eo],
-                    p_event_data[eo]);
-        ELSIF en > 1 THEN
-            INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
-            SELECT t, e.kind, e.due, e.appointment, e.data
-            FROM unnest(p_event_kinds[eo - en + 1 : eo], p_event_due[eo - en + 1 : eo],
-                        p_event_appointments[eo - en + 1 : eo],
-                        p_event_data[eo - en + 1 : eo])
-                AS e(kind, due, appointment, data);
-        END IF;
-
-        IF an > 0 THEN
-            SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
-            WHERE tenant_id = t ORDER BY seq DESC LIMIT 1;
-            head_seq := coalesce(head_seq, 0);
-            head_hash := coalesce(head_hash, repeat('0', 64));
-            FOR j IN ao - an + 1 .. ao LOOP
-                head_seq := head_seq + 1;
-                h := medsched.audit_hash(head_hash, head_seq, p_audit_at[j], p_audit_actor[j],
-                                         p_audit_action[j], p_audit_record[j],
-                                         p_audit_decision[j], p_audit_reason_code[j],
-                                         p_audit_policy_version[j], p_audit_break_glass[j]);
-                INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record,
-                    decision, reason_code, policy_version, break_glass, prev_hash, hash)
-                VALUES (t, head_seq, p_audit_at[j], p_audit_actor[j], p_audit_action[j],
-                        p_audit_record[j], p_audit_decision[j], p_audit_reason_code[j],
-                        p_audit_policy_version[j], p_audit_break_glass[j], head_hash, h);
-                head_hash := h;
-            END LOOP;
-        END IF;
-
-        IF p_idem_key[i] IS NOT NULL THEN
-            INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
-            VALUES (t, p_idem_key[i], p_idem_fingerprint[i],
-                    jsonb_set(p_idem_result[i], '{0,key}', to_jsonb(k)));
-        END IF;
-        keys[i] := k;
+        INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
+        SELECT tn, x.k, x.fp, jsonb_set(x.result, '{0,key}', to_jsonb(keys[x.i]))
+        FROM unnest(p_tenant, p_idem_key, p_idem_fingerprint, p_idem_result)
+            WITH ORDINALITY x(tt, k, fp, result, i)
+        WHERE x.tt = tn AND x.k IS NOT NULL AND keys[x.i] IS NOT NULL;
     END LOOP;
 END
 $$;

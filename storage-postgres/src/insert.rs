@@ -44,6 +44,10 @@ const COMMIT_INSERTS: &str = "SELECT keys, codes, details FROM medsched.commit_i
      $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
      $39)";
 
+const COMMIT_INSERT: &str = "SELECT key, code, detail FROM medsched.commit_insert(\
+     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)";
+
 /// One batch of the right shape, ready to send: every value owned, PHI
 /// already sealed.
 pub(crate) struct Item {
@@ -181,8 +185,9 @@ enum Outcome {
     Recorded,
 }
 
-/// Sends `items` in one call on `conn`.
-fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+/// Sends independent `items` (see [`independent_runs`]) in one call of
+/// `medsched.commit_inserts` on `conn`.
+fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
     // Every lock of every item, in the one global order: idempotency keys,
     // resources, audit chains, each by tenant and name.
     let mut locks: Vec<(i32, String)> = Vec::new();
@@ -210,8 +215,15 @@ fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         .collect();
     let lock_name: Vec<&str> = locks.iter().map(|(_, n)| n.as_str()).collect();
 
-    let per = |f: &dyn Fn(&Item) -> i32| -> Vec<i32> { items.iter().map(|it| f(it)).collect() };
-    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    // The position (from 1) of the item of each element of a flat list.
+    let position = |i: usize| i32::try_from(i + 1).unwrap_or(i32::MAX);
+    let positions = |n: &dyn Fn(&Item) -> usize| -> Vec<i32> {
+        items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, it)| std::iter::repeat_n(position(i), n(it)))
+            .collect()
+    };
     let tenant: Vec<&str> = items.iter().map(|it| it.tenant.as_str()).collect();
     let now: Vec<DateTime<Utc>> = items.iter().map(|it| it.now).collect();
     let idem_key: Vec<Option<&str>> = items
@@ -252,23 +264,23 @@ fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         .collect();
     let busy_lo: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.span.map(|s| s.0)).collect();
     let busy_hi: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.span.map(|s| s.1)).collect();
-    let resource_count = per(&|it| count(it.columns.resources.len()));
+    let resource_item = positions(&|it| it.columns.resources.len());
     let resources: Vec<&str> = items
         .iter()
         .flat_map(|it| it.columns.resources.iter().map(String::as_str))
         .collect();
-    let claim_count = per(&|it| count(it.claims.len()));
+    let claim_item = positions(&|it| it.claims.len());
     let claims: Vec<&str> = items
         .iter()
         .flat_map(|it| it.claims.iter().map(String::as_str))
         .collect();
-    let event_count = per(&|it| count(it.events.len()));
+    let event_item = positions(&|it| it.events.len());
     let events = || items.iter().flat_map(|it| it.events.iter());
     let event_kind: Vec<&str> = events().map(|e| e.kind.as_str()).collect();
     let event_due: Vec<DateTime<Utc>> = events().map(|e| e.due).collect();
     let event_appointment: Vec<Option<&str>> = events().map(|e| e.appointment.as_deref()).collect();
     let event_data: Vec<&Value> = events().map(|e| &e.data).collect();
-    let audit_count = per(&|it| count(it.audits.len()));
+    let audit_item = positions(&|it| it.audits.len());
     let audits = || items.iter().flat_map(|it| it.audits.iter());
     let audit_at: Vec<DateTime<Utc>> = audits().map(|a| a.at).collect();
     let audit_actor: Vec<&str> = audits().map(|a| a.actor.as_str()).collect();
@@ -304,16 +316,16 @@ fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
             &phi_key,
             &busy_lo,
             &busy_hi,
-            &resource_count,
+            &resource_item,
             &resources,
-            &claim_count,
+            &claim_item,
             &claims,
-            &event_count,
+            &event_item,
             &event_kind,
             &event_due,
             &event_appointment,
             &event_data,
-            &audit_count,
+            &audit_item,
             &audit_at,
             &audit_actor,
             &audit_action,
@@ -334,23 +346,143 @@ fn call(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         )
         .into());
     }
-    let mut out = Vec::with_capacity(items.len());
-    for ((key, code), detail) in keys.into_iter().zip(codes).zip(details) {
-        out.push(match (key, code.as_deref()) {
-            (Some(k), None) => Outcome::Inserted(k),
-            (None, Some("MS001")) => Outcome::SlotTaken(detail.unwrap_or_default()),
-            (None, Some("MS002")) => Outcome::Exists,
-            (None, Some("MS003")) => Outcome::Recorded,
-            _ => {
-                return Err(StorageError::new(
-                    StorageErrorKind::Integrity,
-                    "the booking function gave an unknown outcome",
-                )
-                .into())
+    keys.into_iter()
+        .zip(codes)
+        .zip(details)
+        .map(|((key, code), detail)| outcome(key, code, detail))
+        .collect()
+}
+
+/// An item's outcome from the function's key, code and detail.
+fn outcome(
+    key: Option<i64>,
+    code: Option<String>,
+    detail: Option<String>,
+) -> Result<Outcome, Fail> {
+    Ok(match (key, code.as_deref()) {
+        (Some(k), None) => Outcome::Inserted(k),
+        (None, Some("MS001")) => Outcome::SlotTaken(detail.unwrap_or_default()),
+        (None, Some("MS002")) => Outcome::Exists,
+        (None, Some("MS003")) => Outcome::Recorded,
+        _ => {
+            return Err(StorageError::new(
+                StorageErrorKind::Integrity,
+                "the booking function gave an unknown outcome",
+            )
+            .into())
+        }
+    })
+}
+
+/// Sends one item in one call of `medsched.commit_insert` on `conn`.
+fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
+    let c = &it.columns;
+    let a = &it.appointment;
+    let kinds: Vec<&str> = it.events.iter().map(|e| e.kind.as_str()).collect();
+    let due: Vec<DateTime<Utc>> = it.events.iter().map(|e| e.due).collect();
+    let appointments: Vec<Option<&str>> =
+        it.events.iter().map(|e| e.appointment.as_deref()).collect();
+    let data: Vec<&Value> = it.events.iter().map(|e| &e.data).collect();
+    let au = &it.audits;
+    let audit_at: Vec<DateTime<Utc>> = au.iter().map(|e| e.at).collect();
+    let audit_actor: Vec<&str> = au.iter().map(|e| e.actor.as_str()).collect();
+    let audit_action: Vec<&str> = au.iter().map(|e| e.action.as_str()).collect();
+    let audit_record: Vec<&str> = au.iter().map(|e| e.record.as_str()).collect();
+    let audit_decision: Vec<&str> = au.iter().map(|e| e.decision.as_str()).collect();
+    let audit_reason: Vec<&str> = au.iter().map(|e| e.reason_code.as_str()).collect();
+    let audit_policy: Vec<&str> = au.iter().map(|e| e.policy_version.as_str()).collect();
+    let audit_glass: Vec<bool> = au.iter().map(|e| e.break_glass).collect();
+    let statement = conn.prepared(COMMIT_INSERT)?;
+    let row = conn.client.query_one(
+        &statement,
+        &[
+            &it.tenant.as_str(),
+            &it.now,
+            &it.idempotency.as_ref().map(|i| i.key.as_str()),
+            &it.idempotency.as_ref().map(|i| i.fingerprint.as_str()),
+            &it.idempotency_result,
+            &a.id.as_str(),
+            &it.hold_expires_at,
+            &c.status,
+            &a.start,
+            &a.end,
+            &c.buffer_before,
+            &c.buffer_after,
+            &c.resources,
+            &c.patient,
+            &c.type_id,
+            &c.reason,
+            &c.notes,
+            &c.phi_key,
+            &it.span.map(|s| s.0),
+            &it.span.map(|s| s.1),
+            &it.claims,
+            &kinds,
+            &due,
+            &appointments,
+            &data,
+            &audit_at,
+            &audit_actor,
+            &audit_action,
+            &audit_record,
+            &audit_decision,
+            &audit_reason,
+            &audit_policy,
+            &audit_glass,
+        ],
+    )?;
+    outcome(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+}
+
+/// Splits items into runs (consecutive, in order) within which no two
+/// items of one tenant share an appointment id, an idempotency key, or a
+/// resource (claimed or booked) at overlapping times: the items of a run
+/// can be checked and written together with the outcome they would have
+/// had one after the other.
+fn independent_runs(items: &[&Item]) -> Vec<std::ops::Range<usize>> {
+    let interacts = |a: &Item, b: &Item| {
+        if a.tenant != b.tenant {
+            return false;
+        }
+        if a.appointment.id == b.appointment.id {
+            return true;
+        }
+        if let (Some(x), Some(y)) = (&a.idempotency, &b.idempotency) {
+            if x.key == y.key {
+                return true;
             }
-        });
+        }
+        let (Some(sa), Some(sb)) = (a.span, b.span) else {
+            return false;
+        };
+        if !(sa.0 < sb.1 && sb.0 < sa.1) {
+            return false;
+        }
+        let uses = |it: &Item, r: &str| {
+            it.claims.iter().any(|c| c == r) || it.columns.resources.iter().any(|x| x == r)
+        };
+        a.claims
+            .iter()
+            .chain(a.columns.resources.iter())
+            .any(|r| uses(b, r))
+    };
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for (i, it) in items.iter().enumerate() {
+        let clash = items
+            .get(start..i)
+            .unwrap_or_default()
+            .iter()
+            .any(|earlier| interacts(earlier, it));
+        if clash {
+            runs.push(start..i);
+            start = i;
+        }
     }
-    Ok(out)
+    if start < items.len() {
+        runs.push(start..items.len());
+    }
+    runs
 }
 
 /// The queue of items waiting for a call, and the results not yet taken.
@@ -439,7 +571,10 @@ impl PgStore {
         self.combiner
             .items
             .fetch_add(items.len() as u64, Ordering::Relaxed);
-        self.pool.get().and_then(|mut c| call(c.conn()?, items))
+        self.pool.get().and_then(|mut c| match items {
+            [one] => Ok(vec![call_one(c.conn()?, one)?]),
+            _ => call_many(c.conn()?, items),
+        })
     }
 
     /// Commits one item, combined with other callers' items when they
@@ -481,9 +616,19 @@ impl PgStore {
         }
     }
 
-    /// Commits `items` in one call, and falls back to one call per item
-    /// when the shared call fails as a whole.
+    /// Commits `items`, as if one after the other: each run of independent
+    /// items in one call.
     fn commit_group(&self, items: &[&Item]) -> Vec<Result<Committed, StorageError>> {
+        let mut results = Vec::with_capacity(items.len());
+        for run in independent_runs(items) {
+            results.extend(self.commit_run(items.get(run).unwrap_or_default()));
+        }
+        results
+    }
+
+    /// Commits independent items in one call (see [`independent_runs`]),
+    /// and falls back to one call per item when it fails as a whole.
+    fn commit_run(&self, items: &[&Item]) -> Vec<Result<Committed, StorageError>> {
         if let [item] = items {
             return vec![self.commit_alone(item)];
         }

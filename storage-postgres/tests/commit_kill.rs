@@ -1,6 +1,6 @@
 //! The connection is killed while the server commits (issue 5, point 7):
 //! the adapter's retry resolves to exactly one booking. Three shapes: a
-//! booking in one statement (autocommit, `medsched.commit_inserts`) with an
+//! booking in one statement (autocommit, `medsched.commit_insert`) with an
 //! idempotency key and without one (the adapter then looks for the
 //! appointment it inserted), and a series, committed statement by
 //! statement with an explicit COMMIT.
@@ -103,7 +103,7 @@ fn one_statement_booking_with_key_killed_at_commit() {
         "ck_key",
         true,
         &[9],
-        "SELECT keys, codes, details FROM medsched.commit_inserts(",
+        "SELECT key, code, detail FROM medsched.commit_insert(",
     );
 }
 
@@ -113,7 +113,7 @@ fn one_statement_booking_without_key_killed_at_commit() {
         "ck_nokey",
         false,
         &[9],
-        "SELECT keys, codes, details FROM medsched.commit_inserts(",
+        "SELECT key, code, detail FROM medsched.commit_insert(",
     );
 }
 
