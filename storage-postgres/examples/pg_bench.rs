@@ -326,15 +326,21 @@ fn run() -> Result<bool, Error> {
     }
 
     let mut outcomes = Vec::new();
-    // For profiling one case: PG_BENCH_ONLY=adapter-distinct-16 (path, load,
-    // threads) runs only the cases whose name matches.
+    // For profiling: PG_BENCH_ONLY=adapter-distinct-16,raw-distinct-* (path,
+    // load, threads; `*` ends a prefix) runs only the cases named.
     let only = std::env::var("PG_BENCH_ONLY").ok();
     for threads in THREADS {
         for load in [Load::Distinct, Load::Contended] {
             // Adapter and raw back to back, so both see the same machine state.
             for path in [Path::Adapter, Path::Raw] {
                 let name = format!("{path:?}-{load:?}-{threads}").to_lowercase();
-                if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+                let named = |o: &str| {
+                    o.split(',').any(|p| match p.strip_suffix('*') {
+                        Some(prefix) => name.starts_with(prefix),
+                        None => name == p,
+                    })
+                };
+                if only.as_deref().is_some_and(|o| !named(o)) {
                     continue;
                 }
                 let case = format!(

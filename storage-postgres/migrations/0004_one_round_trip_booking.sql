@@ -88,6 +88,7 @@ CREATE FUNCTION medsched.commit_insert(
     p_busy_lo timestamptz, p_busy_hi timestamptz,
     -- Capacity-one claims, sorted and distinct; empty when overbooked.
     p_claims text[],
+    -- The events and the audit records (NULL lists: none).
     p_event_kinds text[], p_event_due timestamptz[], p_event_appointments text[],
     p_event_data jsonb[],
     p_audit_at timestamptz[], p_audit_actor text[], p_audit_action text[],

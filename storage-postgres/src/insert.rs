@@ -378,20 +378,26 @@ fn outcome(
 fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
     let c = &it.columns;
     let a = &it.appointment;
-    let kinds: Vec<&str> = it.events.iter().map(|e| e.kind.as_str()).collect();
-    let due: Vec<DateTime<Utc>> = it.events.iter().map(|e| e.due).collect();
-    let appointments: Vec<Option<&str>> =
-        it.events.iter().map(|e| e.appointment.as_deref()).collect();
-    let data: Vec<&Value> = it.events.iter().map(|e| &e.data).collect();
-    let au = &it.audits;
-    let audit_at: Vec<DateTime<Utc>> = au.iter().map(|e| e.at).collect();
-    let audit_actor: Vec<&str> = au.iter().map(|e| e.actor.as_str()).collect();
-    let audit_action: Vec<&str> = au.iter().map(|e| e.action.as_str()).collect();
-    let audit_record: Vec<&str> = au.iter().map(|e| e.record.as_str()).collect();
-    let audit_decision: Vec<&str> = au.iter().map(|e| e.decision.as_str()).collect();
-    let audit_reason: Vec<&str> = au.iter().map(|e| e.reason_code.as_str()).collect();
-    let audit_policy: Vec<&str> = au.iter().map(|e| e.policy_version.as_str()).collect();
-    let audit_glass: Vec<bool> = au.iter().map(|e| e.break_glass).collect();
+    // Empty lists go as NULL (nothing to decode on the server).
+    let some = |empty: bool| (!empty).then_some(());
+    let ev = some(it.events.is_empty());
+    let kinds: Option<Vec<&str>> = ev.map(|()| it.events.iter().map(|e| e.kind.as_str()).collect());
+    let due: Option<Vec<DateTime<Utc>>> = ev.map(|()| it.events.iter().map(|e| e.due).collect());
+    let appointments: Option<Vec<Option<&str>>> =
+        ev.map(|()| it.events.iter().map(|e| e.appointment.as_deref()).collect());
+    let data: Option<Vec<&Value>> = ev.map(|()| it.events.iter().map(|e| &e.data).collect());
+    let au = some(it.audits.is_empty()).map(|()| &it.audits);
+    let audit_at: Option<Vec<DateTime<Utc>>> = au.map(|a| a.iter().map(|e| e.at).collect());
+    let audit_actor: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.actor.as_str()).collect());
+    let audit_action: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.action.as_str()).collect());
+    let audit_record: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.record.as_str()).collect());
+    let audit_decision: Option<Vec<&str>> =
+        au.map(|a| a.iter().map(|e| e.decision.as_str()).collect());
+    let audit_reason: Option<Vec<&str>> =
+        au.map(|a| a.iter().map(|e| e.reason_code.as_str()).collect());
+    let audit_policy: Option<Vec<&str>> =
+        au.map(|a| a.iter().map(|e| e.policy_version.as_str()).collect());
+    let audit_glass: Option<Vec<bool>> = au.map(|a| a.iter().map(|e| e.break_glass).collect());
     let statement = conn.prepared(COMMIT_INSERT)?;
     let row = conn.client.query_one(
         &statement,
