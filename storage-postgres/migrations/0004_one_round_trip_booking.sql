@@ -70,10 +70,11 @@ $$;
 -- resources sorted by the caller, the tenant's audit chain), and checks
 -- the item before it writes anything, so a refused item leaves no row
 -- behind (only lapsed holds in its way are gone, which no reader can
--- tell). The result is the appointment key, or NULL with a code:
---   MS001 slot taken (detail: the resource id)
---   MS002 the appointment id exists
---   MS003 the idempotency key has a recorded result (the caller replays it)
+-- tell). The result is the appointment key (positive), or why not:
+--   -1000 - n  slot taken: the n-th claim (from 1) is not free
+--   -2         the appointment id exists
+--   -3         the idempotency key has a recorded result (the caller replays it)
+-- (One bigint rather than a record: the cheapest result to return.)
 -- Other errors (a writer outside medsched racing for a capacity-one row:
 -- 23P01) are raised. PHI arrives encrypted (or as version-0 plaintext).
 CREATE FUNCTION medsched.commit_insert(
@@ -93,15 +94,16 @@ CREATE FUNCTION medsched.commit_insert(
     p_event_data jsonb[],
     p_audit_at timestamptz[], p_audit_actor text[], p_audit_action text[],
     p_audit_record text[], p_audit_decision text[], p_audit_reason_code text[],
-    p_audit_policy_version text[], p_audit_break_glass boolean[],
-    OUT key bigint, OUT code text, OUT detail text
-)
+    p_audit_policy_version text[], p_audit_break_glass boolean[]
+) RETURNS bigint
     LANGUAGE plpgsql
     SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict error
 DECLARE
+    key bigint;
     r text;
+    n int := 0;
     head_seq bigint;
     head_hash text;
     h text;
@@ -122,13 +124,13 @@ BEGIN
         PERFORM 1 FROM medsched.idempotency
         WHERE tenant_id = p_tenant AND idempotency.key = p_idem_key;
         IF FOUND THEN
-            code := 'MS003';
-            RETURN;
+            RETURN -3;
         END IF;
     END IF;
 
     IF p_busy_lo IS NOT NULL THEN
         FOREACH r IN ARRAY p_claims LOOP
+            n := n + 1;
             -- Any row in the way? (In key order, so that the plan is the
             -- key's range scan whatever the statistics say: plans here are
             -- generic.) Usually none, and that is all.
@@ -152,12 +154,9 @@ BEGIN
                     PERFORM 1 FROM medsched.appointments
                     WHERE tenant_id = p_tenant AND id = p_id;
                     IF FOUND THEN
-                        code := 'MS002';
-                    ELSE
-                        code := 'MS001';
-                        detail := r;
+                        RETURN -2;
                     END IF;
-                    RETURN;
+                    RETURN -1000 - n;
                 END IF;
             END IF;
         END LOOP;
@@ -173,8 +172,7 @@ BEGIN
     ON CONFLICT (tenant_id, id) DO NOTHING
     RETURNING appointments.key INTO key;
     IF key IS NULL THEN
-        code := 'MS002';
-        RETURN;
+        RETURN -2;
     END IF;
 
     -- The exclusion constraint stays the guarantee for the rows of
@@ -228,8 +226,9 @@ BEGIN
     IF p_idem_key IS NOT NULL THEN
         INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
         VALUES (p_tenant, p_idem_key, p_idem_fingerprint,
-                jsonb_set(p_idem_result, '{0,key}', to_jsonb(commit_insert.key)));
+                jsonb_set(p_idem_result, '{0,key}', to_jsonb(key)));
     END IF;
+    RETURN key;
 END
 $$;
 
@@ -251,10 +250,16 @@ $$;
 --     exclusion constraint or a key would fail the whole call, never let
 --     a double booking through.)
 -- Per-item lists of resources, claims, events and audit records are flat,
--- with the item's position (from 1) for each element.
+-- with the item's position (from 1) for each element. Per item the result
+-- is its appointment key, or NULL with a code: MS001 slot taken (detail:
+-- the resource), MS002 the id exists, MS003 the idempotency key has a
+-- result, AGAIN a lapsed hold is in the way (commit the item alone).
 CREATE FUNCTION medsched.commit_inserts(
     p_lock_class int[], p_lock_name text[],
+    -- The items' tenants, distinct and sorted.
+    p_tenants text[],
     p_tenant text[], p_now timestamptz[],
+    -- NULL lists when no item has an idempotency key.
     p_idem_key text[], p_idem_fingerprint text[], p_idem_result jsonb[],
     p_id text[], p_hold_expires_at timestamptz[], p_status text[],
     p_start timestamptz[], p_end timestamptz[],
@@ -264,6 +269,7 @@ CREATE FUNCTION medsched.commit_inserts(
     p_busy_lo timestamptz[], p_busy_hi timestamptz[],
     p_resource_item int[], p_resources text[],
     p_claim_item int[], p_claims text[],
+    -- NULL lists when there are no events, no audit records.
     p_event_item int[], p_event_kinds text[], p_event_due timestamptz[],
     p_event_appointments text[], p_event_data jsonb[],
     p_audit_item int[], p_audit_at timestamptz[], p_audit_actor text[],
@@ -281,7 +287,7 @@ DECLARE
     j int;
     tn text;
     res record;
-    failed int[];
+    failed int[] := '{}';
     head_seq bigint;
     head_hash text;
     h text;
@@ -293,59 +299,52 @@ BEGIN
         PERFORM pg_advisory_xact_lock(p_lock_class[j], hashtext(p_lock_name[j]));
     END LOOP;
 
-    FOR tn IN SELECT DISTINCT u.tt FROM unnest(p_tenant) u(tt) ORDER BY 1 LOOP
+    FOREACH tn IN ARRAY p_tenants LOOP
         PERFORM set_config('medsched.tenant', tn, true);
 
-        -- Checks, in the order of the single path: the idempotency key,
-        -- the id, the claimed time. The first failure of an item counts.
+        -- Checks, in the order of the single path: the idempotency key
+        -- (1), the id (2), the claimed time (3, by resource name); the
+        -- first failure of an item counts. A claim whose first overlapping
+        -- row is a lapsed hold is not decided here: the item comes back
+        -- as AGAIN, having written nothing, and the adapter commits it
+        -- alone (medsched.commit_insert removes lapsed holds). Each
+        -- look-up is a LIMIT 1 probe per item, in key order where it scans
+        -- a range, so that the generic plan probes the index rather than
+        -- joining whole tables whatever the statistics say.
         FOR res IN
-            SELECT DISTINCT ON (f.i) f.i, f.code, f.detail FROM (
-                -- (Each look-up is a LIMIT 1 subquery per item, so that the
-                -- generic plan probes the index for each item rather than
-                -- joining whole tables.)
-                SELECT x.i, 1 AS rank, 'MS003' AS code, NULL::text AS detail
-                FROM unnest(p_tenant, p_idem_key) WITH ORDINALITY x(tt, k, i)
-                CROSS JOIN LATERAL (
-                    SELECT 1 FROM medsched.idempotency d
-                    WHERE d.tenant_id = tn AND d.key = x.k LIMIT 1) recorded
-                WHERE x.tt = tn AND x.k IS NOT NULL
-                UNION ALL
-                SELECT x.i, 2, 'MS002', NULL
-                FROM unnest(p_tenant, p_id) WITH ORDINALITY x(tt, id, i)
-                CROSS JOIN LATERAL (
-                    SELECT 1 FROM medsched.appointments a
-                    WHERE a.tenant_id = tn AND a.id = x.id LIMIT 1) existing
-                WHERE x.tt = tn
-                UNION ALL
-                SELECT c.i, 3, 'MS001', c.r
-                FROM unnest(p_claim_item, p_claims) c(i, r)
-                JOIN unnest(p_tenant, p_busy_lo, p_busy_hi, p_now)
-                    WITH ORDINALITY it(tt, lo, hi, now, i) ON it.i = c.i
-                CROSS JOIN LATERAL (
-                    -- In key order, so that the generic plan is the key's
-                    -- range scan whatever the statistics say.
-                    SELECT 1 FROM medsched.active_bookings b
-                    WHERE b.tenant_id = tn AND b.resource_id = c.r
-                      AND b.busy_hi > it.lo AND b.busy_lo < it.hi
-                      AND (b.hold_expires_at IS NULL OR b.hold_expires_at > it.now)
-                    ORDER BY b.busy_hi LIMIT 1) blocking
-                WHERE it.tt = tn AND it.lo IS NOT NULL
-            ) f
-            ORDER BY f.i, f.rank, f.detail
+            SELECT x.i, 1 AS rank, 'MS003' AS code, NULL::text AS detail
+            FROM unnest(p_tenant, p_idem_key) WITH ORDINALITY x(tt, k, i)
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM medsched.idempotency d
+                WHERE d.tenant_id = tn AND d.key = x.k LIMIT 1) recorded
+            WHERE x.tt = tn AND x.k IS NOT NULL
+            UNION ALL
+            SELECT x.i, 2, 'MS002', NULL
+            FROM unnest(p_tenant, p_id) WITH ORDINALITY x(tt, id, i)
+            CROSS JOIN LATERAL (
+                SELECT 1 FROM medsched.appointments a
+                WHERE a.tenant_id = tn AND a.id = x.id LIMIT 1) existing
+            WHERE x.tt = tn
+            UNION ALL
+            SELECT c.i, 3, CASE WHEN blocking.live THEN 'MS001' ELSE 'AGAIN' END, c.r
+            FROM unnest(p_claim_item, p_claims) c(i, r)
+            JOIN unnest(p_tenant, p_busy_lo, p_busy_hi, p_now)
+                WITH ORDINALITY it(tt, lo, hi, now, i) ON it.i = c.i
+            CROSS JOIN LATERAL (
+                SELECT b.hold_expires_at IS NULL OR b.hold_expires_at > it.now AS live
+                FROM medsched.active_bookings b
+                WHERE b.tenant_id = tn AND b.resource_id = c.r
+                  AND b.busy_hi > it.lo AND b.busy_lo < it.hi
+                ORDER BY b.busy_hi LIMIT 1) blocking
+            WHERE it.tt = tn AND it.lo IS NOT NULL
+            ORDER BY 1, 2, 4
         LOOP
-            codes[res.i] := res.code;
-            details[res.i] := res.detail;
+            IF codes[res.i] IS NULL THEN
+                codes[res.i] := res.code;
+                details[res.i] := res.detail;
+                failed := failed || res.i;
+            END IF;
         END LOOP;
-        SELECT coalesce(array_agg(x.i), '{}') INTO failed
-        FROM unnest(codes) WITH ORDINALITY x(c, i) WHERE x.c IS NOT NULL;
-
-        -- Lapsed holds in the way of the items that go ahead never block.
-        DELETE FROM medsched.active_bookings b
-        USING unnest(p_claim_item, p_claims) c(i, r)
-        WHERE p_tenant[c.i] = tn AND c.i <> ALL (failed) AND p_busy_lo[c.i] IS NOT NULL
-          AND b.tenant_id = tn AND b.resource_id = c.r
-          AND b.hold_expires_at <= p_now[c.i]
-          AND b.busy_hi > p_busy_lo[c.i] AND b.busy_lo < p_busy_hi[c.i];
 
         -- The appointments (an id inserted meanwhile by another
         -- transaction is skipped, and its item refused), then their rows.
@@ -376,9 +375,10 @@ BEGIN
             END LOOP;
             keys[i] := res.key;
         END LOOP;
-        FOR i IN SELECT x.i FROM unnest(p_tenant, keys, codes) WITH ORDINALITY x(tt, k, c, i)
-                 WHERE x.tt = tn AND x.k IS NULL AND x.c IS NULL LOOP
-            codes[i] := 'MS002';
+        FOR i IN 1 .. n LOOP
+            IF p_tenant[i] = tn AND keys[i] IS NULL AND codes[i] IS NULL THEN
+                codes[i] := 'MS002';
+            END IF;
         END LOOP;
 
         INSERT INTO medsched.active_bookings
@@ -391,47 +391,54 @@ BEGIN
         WHERE p_tenant[r.i] = tn AND keys[r.i] IS NOT NULL AND p_busy_lo[r.i] IS NOT NULL
         ORDER BY r.i, r.res;
 
-        INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
-        SELECT tn, e.kind, e.due, e.appointment, e.data
-        FROM unnest(p_event_item, p_event_kinds, p_event_due, p_event_appointments,
-                    p_event_data) WITH ORDINALITY e(i, kind, due, appointment, data, o)
-        WHERE p_tenant[e.i] = tn AND keys[e.i] IS NOT NULL
-        ORDER BY e.o;
+        IF p_event_item IS NOT NULL THEN
+            INSERT INTO medsched.outbox (tenant_id, kind, due_at, appointment_id, data)
+            SELECT tn, e.kind, e.due, e.appointment, e.data
+            FROM unnest(p_event_item, p_event_kinds, p_event_due, p_event_appointments,
+                        p_event_data) WITH ORDINALITY e(i, kind, due, appointment, data, o)
+            WHERE p_tenant[e.i] = tn AND keys[e.i] IS NOT NULL
+            ORDER BY e.o;
+        END IF;
 
-        head_seq := NULL;
-        FOR res IN
-            SELECT a.at, a.actor, a.action, a.record, a.decision, a.reason_code,
-                   a.policy_version, a.break_glass
-            FROM unnest(p_audit_item, p_audit_at, p_audit_actor, p_audit_action,
-                        p_audit_record, p_audit_decision, p_audit_reason_code,
-                        p_audit_policy_version, p_audit_break_glass)
-                WITH ORDINALITY a(i, at, actor, action, record, decision, reason_code,
-                                  policy_version, break_glass, o)
-            WHERE p_tenant[a.i] = tn AND keys[a.i] IS NOT NULL
-            ORDER BY a.o
-        LOOP
-            IF head_seq IS NULL THEN
-                SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
-                WHERE tenant_id = tn ORDER BY seq DESC LIMIT 1;
-                head_seq := coalesce(head_seq, 0);
-                head_hash := coalesce(head_hash, repeat('0', 64));
-            END IF;
-            head_seq := head_seq + 1;
-            h := medsched.audit_hash(head_hash, head_seq, res.at, res.actor, res.action,
-                                     res.record, res.decision, res.reason_code,
-                                     res.policy_version, res.break_glass);
-            INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
-                reason_code, policy_version, break_glass, prev_hash, hash)
-            VALUES (tn, head_seq, res.at, res.actor, res.action, res.record, res.decision,
-                    res.reason_code, res.policy_version, res.break_glass, head_hash, h);
-            head_hash := h;
-        END LOOP;
+        IF p_audit_item IS NOT NULL THEN
+            head_seq := NULL;
+            FOR res IN
+                SELECT a.at, a.actor, a.action, a.record, a.decision, a.reason_code,
+                       a.policy_version, a.break_glass
+                FROM unnest(p_audit_item, p_audit_at, p_audit_actor, p_audit_action,
+                            p_audit_record, p_audit_decision, p_audit_reason_code,
+                            p_audit_policy_version, p_audit_break_glass)
+                    WITH ORDINALITY a(i, at, actor, action, record, decision, reason_code,
+                                      policy_version, break_glass, o)
+                WHERE p_tenant[a.i] = tn AND keys[a.i] IS NOT NULL
+                ORDER BY a.o
+            LOOP
+                IF head_seq IS NULL THEN
+                    SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
+                    WHERE tenant_id = tn ORDER BY seq DESC LIMIT 1;
+                    head_seq := coalesce(head_seq, 0);
+                    head_hash := coalesce(head_hash, repeat('0', 64));
+                END IF;
+                head_seq := head_seq + 1;
+                h := medsched.audit_hash(head_hash, head_seq, res.at, res.actor, res.action,
+                                         res.record, res.decision, res.reason_code,
+                                         res.policy_version, res.break_glass);
+                INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record,
+                    decision, reason_code, policy_version, break_glass, prev_hash, hash)
+                VALUES (tn, head_seq, res.at, res.actor, res.action, res.record,
+                        res.decision, res.reason_code, res.policy_version, res.break_glass,
+                        head_hash, h);
+                head_hash := h;
+            END LOOP;
+        END IF;
 
-        INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
-        SELECT tn, x.k, x.fp, jsonb_set(x.result, '{0,key}', to_jsonb(keys[x.i]))
-        FROM unnest(p_tenant, p_idem_key, p_idem_fingerprint, p_idem_result)
-            WITH ORDINALITY x(tt, k, fp, result, i)
-        WHERE x.tt = tn AND x.k IS NOT NULL AND keys[x.i] IS NOT NULL;
+        IF p_idem_key IS NOT NULL THEN
+            INSERT INTO medsched.idempotency (tenant_id, key, fingerprint, result)
+            SELECT tn, x.k, x.fp, jsonb_set(x.result, '{0,key}', to_jsonb(keys[x.i]))
+            FROM unnest(p_tenant, p_idem_key, p_idem_fingerprint, p_idem_result)
+                WITH ORDINALITY x(tt, k, fp, result, i)
+            WHERE x.tt = tn AND x.k IS NOT NULL AND keys[x.i] IS NOT NULL;
+        END IF;
     END LOOP;
 END
 $$;

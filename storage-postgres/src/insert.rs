@@ -42,9 +42,9 @@ const MAX_GROUP: usize = 32;
 const COMMIT_INSERTS: &str = "SELECT keys, codes, details FROM medsched.commit_inserts(\
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
      $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
-     $39)";
+     $39, $40)";
 
-const COMMIT_INSERT: &str = "SELECT key, code, detail FROM medsched.commit_insert(\
+const COMMIT_INSERT: &str = "SELECT medsched.commit_insert(\
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
      $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)";
 
@@ -183,6 +183,9 @@ enum Outcome {
     Exists,
     /// The idempotency key has a recorded result.
     Recorded,
+    /// Not decided in a shared call (a lapsed hold is in the way): commit
+    /// it alone.
+    Again,
 }
 
 /// Sends independent `items` (see [`independent_runs`]) in one call of
@@ -225,19 +228,30 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
             .collect()
     };
     let tenant: Vec<&str> = items.iter().map(|it| it.tenant.as_str()).collect();
+    let mut tenants = tenant.clone();
+    tenants.sort_unstable();
+    tenants.dedup();
     let now: Vec<DateTime<Utc>> = items.iter().map(|it| it.now).collect();
-    let idem_key: Vec<Option<&str>> = items
-        .iter()
-        .map(|it| it.idempotency.as_ref().map(|i| i.key.as_str()))
-        .collect();
-    let idem_fingerprint: Vec<Option<&str>> = items
-        .iter()
-        .map(|it| it.idempotency.as_ref().map(|i| i.fingerprint.as_str()))
-        .collect();
-    let idem_result: Vec<Option<&Value>> = items
-        .iter()
-        .map(|it| it.idempotency_result.as_ref())
-        .collect();
+    // Lists nobody needs go as NULL, and the function skips their work.
+    let keyed = items.iter().any(|it| it.idempotency.is_some());
+    let idem_key: Option<Vec<Option<&str>>> = keyed.then(|| {
+        items
+            .iter()
+            .map(|it| it.idempotency.as_ref().map(|i| i.key.as_str()))
+            .collect()
+    });
+    let idem_fingerprint: Option<Vec<Option<&str>>> = keyed.then(|| {
+        items
+            .iter()
+            .map(|it| it.idempotency.as_ref().map(|i| i.fingerprint.as_str()))
+            .collect()
+    });
+    let idem_result: Option<Vec<Option<&Value>>> = keyed.then(|| {
+        items
+            .iter()
+            .map(|it| it.idempotency_result.as_ref())
+            .collect()
+    });
     let id: Vec<&str> = items.iter().map(|it| it.appointment.id.as_str()).collect();
     let hold: Vec<Option<DateTime<Utc>>> = items.iter().map(|it| it.hold_expires_at).collect();
     let status: Vec<&str> = items.iter().map(|it| it.columns.status).collect();
@@ -274,22 +288,30 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         .iter()
         .flat_map(|it| it.claims.iter().map(String::as_str))
         .collect();
-    let event_item = positions(&|it| it.events.len());
     let events = || items.iter().flat_map(|it| it.events.iter());
-    let event_kind: Vec<&str> = events().map(|e| e.kind.as_str()).collect();
-    let event_due: Vec<DateTime<Utc>> = events().map(|e| e.due).collect();
-    let event_appointment: Vec<Option<&str>> = events().map(|e| e.appointment.as_deref()).collect();
-    let event_data: Vec<&Value> = events().map(|e| &e.data).collect();
-    let audit_item = positions(&|it| it.audits.len());
+    let ev = (events().next().is_some()).then_some(());
+    let event_item = ev.map(|()| positions(&|it| it.events.len()));
+    let event_kind: Option<Vec<&str>> = ev.map(|()| events().map(|e| e.kind.as_str()).collect());
+    let event_due: Option<Vec<DateTime<Utc>>> = ev.map(|()| events().map(|e| e.due).collect());
+    let event_appointment: Option<Vec<Option<&str>>> =
+        ev.map(|()| events().map(|e| e.appointment.as_deref()).collect());
+    let event_data: Option<Vec<&Value>> = ev.map(|()| events().map(|e| &e.data).collect());
     let audits = || items.iter().flat_map(|it| it.audits.iter());
-    let audit_at: Vec<DateTime<Utc>> = audits().map(|a| a.at).collect();
-    let audit_actor: Vec<&str> = audits().map(|a| a.actor.as_str()).collect();
-    let audit_action: Vec<&str> = audits().map(|a| a.action.as_str()).collect();
-    let audit_record: Vec<&str> = audits().map(|a| a.record.as_str()).collect();
-    let audit_decision: Vec<&str> = audits().map(|a| a.decision.as_str()).collect();
-    let audit_reason: Vec<&str> = audits().map(|a| a.reason_code.as_str()).collect();
-    let audit_policy: Vec<&str> = audits().map(|a| a.policy_version.as_str()).collect();
-    let audit_glass: Vec<bool> = audits().map(|a| a.break_glass).collect();
+    let au = (audits().next().is_some()).then_some(());
+    let audit_item = au.map(|()| positions(&|it| it.audits.len()));
+    let audit_at: Option<Vec<DateTime<Utc>>> = au.map(|()| audits().map(|a| a.at).collect());
+    let audit_actor: Option<Vec<&str>> = au.map(|()| audits().map(|a| a.actor.as_str()).collect());
+    let audit_action: Option<Vec<&str>> =
+        au.map(|()| audits().map(|a| a.action.as_str()).collect());
+    let audit_record: Option<Vec<&str>> =
+        au.map(|()| audits().map(|a| a.record.as_str()).collect());
+    let audit_decision: Option<Vec<&str>> =
+        au.map(|()| audits().map(|a| a.decision.as_str()).collect());
+    let audit_reason: Option<Vec<&str>> =
+        au.map(|()| audits().map(|a| a.reason_code.as_str()).collect());
+    let audit_policy: Option<Vec<&str>> =
+        au.map(|()| audits().map(|a| a.policy_version.as_str()).collect());
+    let audit_glass: Option<Vec<bool>> = au.map(|()| audits().map(|a| a.break_glass).collect());
 
     let statement = conn.prepared(COMMIT_INSERTS)?;
     let row = conn.client.query_one(
@@ -297,6 +319,7 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         &[
             &lock_class,
             &lock_name,
+            &tenants,
             &tenant,
             &now,
             &idem_key,
@@ -364,6 +387,7 @@ fn outcome(
         (None, Some("MS001")) => Outcome::SlotTaken(detail.unwrap_or_default()),
         (None, Some("MS002")) => Outcome::Exists,
         (None, Some("MS003")) => Outcome::Recorded,
+        (None, Some("AGAIN")) => Outcome::Again,
         _ => {
             return Err(StorageError::new(
                 StorageErrorKind::Integrity,
@@ -437,7 +461,28 @@ fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
             &audit_glass,
         ],
     )?;
-    outcome(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+    let answer: i64 = row.try_get(0)?;
+    Ok(match answer {
+        k if k > 0 => Outcome::Inserted(k),
+        -2 => Outcome::Exists,
+        -3 => Outcome::Recorded,
+        k => {
+            let claim = usize::try_from(-1000 - k)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| it.claims.get(n));
+            match claim {
+                Some(r) => Outcome::SlotTaken(r.clone()),
+                None => {
+                    return Err(StorageError::new(
+                        StorageErrorKind::Integrity,
+                        "the booking function gave an unknown outcome",
+                    )
+                    .into())
+                }
+            }
+        }
+    })
 }
 
 /// Splits items into runs (consecutive, in order) within which no two
@@ -729,6 +774,8 @@ impl PgStore {
     ) -> Result<Committed, StorageError> {
         match outcome {
             Outcome::Inserted(k) => item.committed(k),
+            // Only from a shared call: the item wrote nothing there.
+            Outcome::Again => self.commit_alone(item),
             Outcome::SlotTaken(_) | Outcome::Exists if lost_before => {
                 // The lost attempt may have committed: its own appointment
                 // is then what is in the way.

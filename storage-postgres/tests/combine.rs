@@ -209,3 +209,54 @@ fn shared_keys_and_ids_resolve_as_if_one_after_the_other() {
     // Two bookings, two audit records: refused items wrote nothing.
     assert_eq!(audited(&store, &t), 2);
 }
+
+/// Holds that have lapsed never block, also when the bookings that meet
+/// them share a call (such an item is committed alone, after removing the
+/// lapsed hold); a live hold does block. Rounds repeat until one round's
+/// bookings shared a call.
+#[test]
+fn lapsed_holds_give_way_in_shared_calls_and_live_ones_do_not() {
+    let store = app_store();
+    let t = TenantId::from("combine-holds");
+    for round in 0..30 {
+        let slot = 5 + 10 * round;
+        for i in 0..THREADS {
+            let mut b = booking(
+                &format!("hold{round}-{i}"),
+                &format!("room-{i}"),
+                slot,
+                None,
+            );
+            b.now = at(-300);
+            if let Op::Insert {
+                hold_expires_at, ..
+            } = &mut b.ops[0]
+            {
+                // Room 0's hold is still live when the bookings come; the
+                // others lapsed before.
+                *hold_expires_at = Some(if i == 0 { at(-50) } else { at(-200) });
+            }
+            store.commit(&t, b).unwrap();
+        }
+        let before = store.booking_calls();
+        let results = race(&store, |i| {
+            (
+                t.clone(),
+                booking(&format!("hb{round}-{i}"), &format!("room-{i}"), slot, None),
+            )
+        });
+        let after = store.booking_calls();
+        assert_eq!(
+            results[0].as_ref().unwrap_err().code(),
+            "slot_unavailable",
+            "the live hold blocks"
+        );
+        for (i, r) in results.iter().enumerate().skip(1) {
+            assert!(r.is_ok(), "room-{i}: a lapsed hold blocked: {r:?}");
+        }
+        if after.items - before.items > after.calls - before.calls {
+            return;
+        }
+    }
+    panic!("no call carried two bookings in 30 rounds");
+}
