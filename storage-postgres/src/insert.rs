@@ -13,7 +13,7 @@
 //! outcome it would have had alone: the items of a call run in queue
 //! order, exactly as if their callers had committed one after the other.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -536,21 +536,57 @@ fn independent_runs(items: &[&Item]) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
-/// The queue of items waiting for a call, and the results not yet taken.
+/// What a waiting caller is told: its result, or to lead the next call.
+enum Word {
+    Done(Result<Committed, StorageError>),
+    Lead,
+}
+
+/// Where a waiting caller waits for its word.
+#[derive(Default)]
+struct Slot {
+    word: Mutex<Option<Word>>,
+    told: Condvar,
+}
+
+impl Slot {
+    fn tell(&self, word: Word) {
+        *self.word.lock().unwrap_or_else(PoisonError::into_inner) = Some(word);
+        self.told.notify_one();
+    }
+
+    fn wait(&self) -> Word {
+        let mut w = self.word.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(word) = w.take() {
+                return word;
+            }
+            w = self.told.wait(w).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A queued item and its caller's slot; `promised`: the caller was told to
+/// lead.
+struct Waiting {
+    item: Arc<Item>,
+    slot: Arc<Slot>,
+    promised: bool,
+}
+
+/// The items waiting for a call, and how many calls are being led.
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<(u64, Arc<Item>)>,
-    done: HashMap<u64, Result<Committed, StorageError>>,
+    waiting: VecDeque<Waiting>,
     leaders: usize,
-    next_ticket: u64,
 }
 
 /// Combines concurrent callers' items into shared calls (see the module
-/// documentation).
+/// documentation). Each caller waits on its own slot, so that a finished
+/// call wakes exactly its callers and at most one next leader.
 #[derive(Default)]
 pub(crate) struct Combiner {
     queue: Mutex<Queue>,
-    finished: Condvar,
     calls: AtomicU64,
     items: AtomicU64,
 }
@@ -570,38 +606,42 @@ impl Combiner {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
 
-/// Hands a leader's results over when it is done, or failures if it
-/// unwinds, so that no caller waits forever.
-struct Leading<'a> {
-    combiner: &'a Combiner,
-    tickets: Vec<u64>,
-    results: Vec<(u64, Result<Committed, StorageError>)>,
-}
-
-impl Drop for Leading<'_> {
-    fn drop(&mut self) {
-        let mut q = self.combiner.lock();
-        q.leaders = q.leaders.saturating_sub(1);
-        let mut given: Vec<u64> = Vec::with_capacity(self.results.len());
-        for (t, r) in self.results.drain(..) {
-            given.push(t);
-            q.done.insert(t, r);
-        }
-        for t in &self.tickets {
-            if !given.contains(t) {
-                q.done.insert(
-                    *t,
-                    Err(StorageError::new(
-                        StorageErrorKind::Unavailable,
-                        "the booking call failed unexpectedly",
-                    )),
-                );
+    /// Ends a leadership: passes it to the first waiting caller not yet
+    /// told to lead, or gives it up.
+    fn hand_over(&self) {
+        let mut q = self.lock();
+        match q.waiting.iter_mut().find(|w| !w.promised) {
+            Some(next) => {
+                next.promised = true;
+                next.slot.tell(Word::Lead);
             }
+            None => q.leaders = q.leaders.saturating_sub(1),
         }
-        drop(q);
-        self.combiner.finished.notify_all();
+    }
+}
+
+/// A leadership, handed over when dropped (also when a call unwinds).
+struct Leadership<'a>(&'a Combiner);
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        self.0.hand_over();
+    }
+}
+
+/// The callers of a call in progress: those not told by the end (the
+/// call unwound) are told it failed.
+struct Callers(Vec<Option<Arc<Slot>>>);
+
+impl Drop for Callers {
+    fn drop(&mut self) {
+        for slot in self.0.iter().flatten() {
+            slot.tell(Word::Done(Err(StorageError::new(
+                StorageErrorKind::Unavailable,
+                "the booking call failed unexpectedly",
+            ))));
+        }
     }
 }
 
@@ -632,38 +672,76 @@ impl PgStore {
     /// arrive together.
     pub(crate) fn commit_item(&self, item: Item) -> Result<Committed, StorageError> {
         let combiner = &self.combiner;
-        let leaders = MAX_LEADERS.min(self.pool.max_size()).max(1);
-        let mut q = combiner.lock();
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push_back((ticket, Arc::new(item)));
+        let slot = Arc::new(Slot::default());
+        let lead_now = {
+            let mut q = combiner.lock();
+            let lead = q.leaders < MAX_LEADERS.min(self.pool.max_size()).max(1);
+            if lead {
+                q.leaders += 1;
+            }
+            q.waiting.push_back(Waiting {
+                item: Arc::new(item),
+                slot: Arc::clone(&slot),
+                promised: lead,
+            });
+            lead
+        };
+        if !lead_now {
+            match slot.wait() {
+                Word::Done(result) => return result,
+                Word::Lead => {}
+            }
+        }
+        self.lead(&slot)
+    }
+
+    /// Leads calls, taking the queue's first items each time, until the
+    /// caller's own item (on `mine`) is done; then hands the leadership
+    /// over. A caller told to lead is told nothing else: its item waits
+    /// in the queue for its own call.
+    fn lead(&self, mine: &Arc<Slot>) -> Result<Committed, StorageError> {
+        let _leadership = Leadership(&self.combiner);
         loop {
-            if let Some(result) = q.done.remove(&ticket) {
+            // The first items in the queue, but not those of callers told
+            // to lead: each leader takes its own item itself.
+            let group: Vec<Waiting> = {
+                let mut q = self.combiner.lock();
+                let mut group = Vec::with_capacity(q.waiting.len().min(MAX_GROUP));
+                let mut rest = VecDeque::with_capacity(q.waiting.len());
+                for w in q.waiting.drain(..) {
+                    if group.len() < MAX_GROUP && (!w.promised || Arc::ptr_eq(&w.slot, mine)) {
+                        group.push(w);
+                    } else {
+                        rest.push_back(w);
+                    }
+                }
+                q.waiting = rest;
+                group
+            };
+            let mut callers = Callers(group.iter().map(|w| Some(Arc::clone(&w.slot))).collect());
+            let items: Vec<&Item> = group.iter().map(|w| w.item.as_ref()).collect();
+            let results = self.commit_group(&items);
+            let mut own = None;
+            for (caller, result) in callers.0.iter_mut().zip(results) {
+                let Some(slot) = caller.take() else { continue };
+                if Arc::ptr_eq(&slot, mine) {
+                    own = Some(result);
+                } else {
+                    slot.tell(Word::Done(result));
+                }
+            }
+            drop(callers);
+            if let Some(result) = own {
                 return result;
             }
-            if q.leaders < leaders && !q.waiting.is_empty() {
-                q.leaders += 1;
-                let take = q.waiting.len().min(MAX_GROUP);
-                let group: Vec<(u64, Arc<Item>)> = q.waiting.drain(..take).collect();
-                drop(q);
-                let mut leading = Leading {
-                    combiner,
-                    tickets: group.iter().map(|(t, _)| *t).collect(),
-                    results: Vec::with_capacity(group.len()),
-                };
-                let items: Vec<&Item> = group.iter().map(|(_, it)| it.as_ref()).collect();
-                let results = self.commit_group(&items);
-                leading
-                    .results
-                    .extend(leading.tickets.iter().copied().zip(results));
-                drop(leading);
-                q = combiner.lock();
-                continue;
+            if group.is_empty() {
+                // Not reachable: the caller's item stays queued until its
+                // own call takes it.
+                return Err(StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    "the booking call lost an item",
+                ));
             }
-            q = combiner
-                .finished
-                .wait(q)
-                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
