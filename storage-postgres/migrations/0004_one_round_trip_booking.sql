@@ -38,6 +38,25 @@ CREATE INDEX active_bookings_holds
     ON medsched.active_bookings (tenant_id, resource_id, hold_expires_at)
     WHERE hold_expires_at IS NOT NULL;
 
+-- The tenant of the transaction, as the row-level security policies ask
+-- for it on every row they check: now an SQL expression the planner inlines
+-- into each policy, instead of a PL/pgSQL call per row. Without a tenant it
+-- still fails, in medsched.no_tenant (declared STABLE so that the
+-- expression can be inlined; it only raises).
+CREATE FUNCTION medsched.no_tenant() RETURNS text
+    LANGUAGE plpgsql STABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'no tenant set for this transaction'
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+CREATE OR REPLACE FUNCTION medsched.current_tenant() RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(nullif(current_setting('medsched.tenant', true), ''), medsched.no_tenant())
+$$;
+
 -- The hash of an audit record, as medsched_storage::chain_hash computes it:
 -- SHA-256 over each part's UTF-8 length (8 bytes, big-endian) and bytes.
 CREATE FUNCTION medsched.audit_hash(
