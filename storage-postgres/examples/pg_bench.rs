@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use medsched_postgres::PgStore;
 use medsched_storage::{
-    Appointment, AppointmentStatus, Batch, Claim, EventData, EventKind, NewEvent, Op,
+    Appointment, AppointmentStatus, Batch, Claim, EventData, EventKind, NewAudit, NewEvent, Op,
     StorageErrorKind, Store, TenantId,
 };
 use postgres::error::SqlState;
@@ -118,6 +118,14 @@ fn target(case: &str, load: Load, thread: usize, i: u64) -> (String, u64) {
     }
 }
 
+/// With PG_BENCH_AUDIT=1 each booking also appends its audit record, as
+/// the engine's bookings do (one hash chain per tenant, so a tenant's
+/// bookings take turns on its chain).
+fn audited() -> bool {
+    static AUDIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AUDIT.get_or_init(|| std::env::var_os("PG_BENCH_AUDIT").is_some())
+}
+
 fn booking(resource: &str, id: &str, i: u64) -> Batch {
     let (start, end) = slot(i);
     let a = Appointment {
@@ -155,7 +163,21 @@ fn booking(resource: &str, id: &str, i: u64) -> Batch {
                     ..EventData::default()
                 },
             }),
-        ],
+        ]
+        .into_iter()
+        .chain(audited().then(|| {
+            Op::Audit(NewAudit {
+                at: at(-60),
+                actor: "bench-desk".to_owned(),
+                action: "appointment.book".to_owned(),
+                record: id.to_owned(),
+                decision: "allow".to_owned(),
+                reason_code: "receptionist".to_owned(),
+                policy_version: "bench".to_owned(),
+                break_glass: false,
+            })
+        }))
+        .collect(),
     }
 }
 

@@ -59,26 +59,33 @@ $$;
 
 -- The hash of an audit record, as medsched_storage::chain_hash computes it:
 -- SHA-256 over each part's UTF-8 length (8 bytes, big-endian) and bytes.
+-- Plain expressions, so that the planner inlines them where they are used
+-- (an SQL function with a FROM clause would be planned on every call).
+CREATE FUNCTION medsched.hash_part(b bytea) RETURNS bytea
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$ SELECT int8send(length(b)::bigint) || b $$;
+
 CREATE FUNCTION medsched.audit_hash(
     prev text, seq bigint, at timestamptz, actor text, action text, record text,
     decision text, reason_code text, policy_version text, break_glass boolean
 ) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    -- STABLE and not STRICT, as its body is (convert_to, CASE): otherwise
+    -- the planner refuses to inline it.
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT encode(sha256(string_agg(int8send(octet_length(b)::bigint) || b, ''::bytea
-                                    ORDER BY n)), 'hex')
-    FROM unnest(ARRAY[
-        convert_to(prev, 'UTF8'),
-        convert_to(seq::text, 'UTF8'),
-        convert_to(((extract(epoch FROM at) * 1000000)::bigint)::text, 'UTF8'),
-        convert_to(actor, 'UTF8'),
-        convert_to(action, 'UTF8'),
-        convert_to(record, 'UTF8'),
-        convert_to(decision, 'UTF8'),
-        convert_to(reason_code, 'UTF8'),
-        convert_to(policy_version, 'UTF8'),
-        convert_to(CASE WHEN break_glass THEN '1' ELSE '0' END, 'UTF8')
-    ]) WITH ORDINALITY AS p(b, n)
+    SELECT encode(sha256(
+        medsched.hash_part(convert_to(prev, 'UTF8'))
+        || medsched.hash_part(convert_to(seq::text, 'UTF8'))
+        || medsched.hash_part(convert_to(((extract(epoch FROM at) * 1000000)::bigint)::text,
+                                         'UTF8'))
+        || medsched.hash_part(convert_to(actor, 'UTF8'))
+        || medsched.hash_part(convert_to(action, 'UTF8'))
+        || medsched.hash_part(convert_to(record, 'UTF8'))
+        || medsched.hash_part(convert_to(decision, 'UTF8'))
+        || medsched.hash_part(convert_to(reason_code, 'UTF8'))
+        || medsched.hash_part(convert_to(policy_version, 'UTF8'))
+        || medsched.hash_part(convert_to(CASE WHEN break_glass THEN '1' ELSE '0' END, 'UTF8'))
+    ), 'hex')
 $$;
 
 -- One batch that inserts one appointment (with capacity-one claims, or
