@@ -1,17 +1,19 @@
 //! Batches that insert one appointment (a booking or a hold, with its
 //! events and audit records), committed in one round trip by the SQL
-//! function `medsched.commit_inserts` (migrations/0004), alone or together
-//! with the same kind of batch of other callers.
+//! functions of migrations/0004: `medsched.commit_insert` for one,
+//! `medsched.commit_inserts` for several callers' together (ADR 0008).
 //!
-//! Combining: a caller queues its item; if fewer than [`MAX_LEADERS`]
-//! calls are in flight it leads one, taking up to [`MAX_GROUP`] queued
-//! items (its own and those of callers that arrived meanwhile), and hands
-//! each caller its own result. Under load many bookings then share one
-//! round trip, one function call and one WAL flush; a lone caller commits
-//! alone, without waiting. Each item succeeds or fails on its own (the
-//! function checks an item before it writes anything), with the same
-//! outcome it would have had alone: the items of a call run in queue
-//! order, exactly as if their callers had committed one after the other.
+//! Combining: a caller queues its item; if fewer calls than the cap are in
+//! flight it leads one, taking up to [`MAX_GROUP`] queued items (its own
+//! and those of callers that arrived meanwhile), and hands each caller its
+//! own result. The cap is [`MAX_LEADERS`] while more than [`MANY_CALLERS`]
+//! callers are booking (few calls, each carrying many bookings: one round
+//! trip, one function call and one WAL flush for them all) and
+//! [`MAX_LEADERS_FEW`] while fewer are (each commits on its own, and their
+//! waits for the disk overlap). A lone caller commits alone, without
+//! waiting. Each item succeeds or fails on its own (the function checks an
+//! item before it writes anything), with the outcome it would have had had
+//! the callers committed one after the other.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,8 +36,14 @@ use crate::store::{
 };
 use crate::{backoff, is_connection_loss, is_retryable, unavailable, Fail, PgStore, MAX_ATTEMPTS};
 
-/// Calls of `medsched.commit_inserts` in flight at once per store.
+/// Calls in flight at once per store while many callers are booking (more
+/// than [`MANY_CALLERS`]): few calls, so that each carries many bookings.
 const MAX_LEADERS: usize = 2;
+/// Calls in flight at once per store while few callers are booking: each
+/// commits on its own, and their waits for the disk overlap.
+const MAX_LEADERS_FEW: usize = 4;
+/// Above this many callers inside `commit_item`, calls are shared.
+const MANY_CALLERS: usize = 8;
 /// Items per call at most.
 const MAX_GROUP: usize = 32;
 
@@ -579,6 +587,8 @@ struct Waiting {
 struct Queue {
     waiting: VecDeque<Waiting>,
     leaders: usize,
+    /// Callers inside `commit_item`.
+    callers: usize,
 }
 
 /// Combines concurrent callers' items into shared calls (see the module
@@ -618,6 +628,16 @@ impl Combiner {
             }
             None => q.leaders = q.leaders.saturating_sub(1),
         }
+    }
+}
+
+/// A caller inside `commit_item`, counted until it returns (or unwinds).
+struct Calling<'a>(&'a Combiner);
+
+impl Drop for Calling<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        q.callers = q.callers.saturating_sub(1);
     }
 }
 
@@ -675,7 +695,13 @@ impl PgStore {
         let slot = Arc::new(Slot::default());
         let lead_now = {
             let mut q = combiner.lock();
-            let lead = q.leaders < MAX_LEADERS.min(self.pool.max_size()).max(1);
+            q.callers += 1;
+            let cap = if q.callers > MANY_CALLERS {
+                MAX_LEADERS
+            } else {
+                MAX_LEADERS_FEW
+            };
+            let lead = q.leaders < cap.min(self.pool.max_size()).max(1);
             if lead {
                 q.leaders += 1;
             }
@@ -686,13 +712,14 @@ impl PgStore {
             });
             lead
         };
-        if !lead_now {
-            match slot.wait() {
-                Word::Done(result) => return result,
-                Word::Lead => {}
-            }
+        let _calling = Calling(combiner);
+        if lead_now {
+            return self.lead(&slot);
         }
-        self.lead(&slot)
+        match slot.wait() {
+            Word::Done(result) => result,
+            Word::Lead => self.lead(&slot),
+        }
     }
 
     /// Leads calls, taking the queue's first items each time, until the
