@@ -939,3 +939,125 @@ fn unavailable_answer() -> StorageError {
         "the booking function gave no usable answer",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use medsched_storage::{AppointmentStatus, Claim};
+
+    use super::*;
+
+    fn item(tenant: &str, id: &str, resource: &str, hour: u32, key: Option<&str>) -> Item {
+        let at = |h: u32| Utc.with_ymd_and_hms(2031, 1, 6, h, 0, 0).single();
+        let appointment = Appointment {
+            id: id.into(),
+            type_id: None,
+            patient: None,
+            resources: vec![resource.into()],
+            start: at(hour),
+            end: at(hour + 1),
+            status: AppointmentStatus::Booked,
+            buffer_before_min: 0,
+            buffer_after_min: 0,
+            reason: None,
+            notes: None,
+        };
+        let batch = Batch {
+            now: Utc
+                .with_ymd_and_hms(2031, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+            idempotency: key.map(|k| Idempotency {
+                key: k.to_owned(),
+                fingerprint: "f".to_owned(),
+            }),
+            ops: vec![Op::Insert {
+                claims: vec![Claim {
+                    resource: resource.into(),
+                    capacity: 1,
+                }],
+                appointment,
+                hold_expires_at: None,
+                overbook: false,
+            }],
+        };
+        match Item::of(&TenantId::from(tenant), &batch, None) {
+            Ok(Some(it)) => it,
+            other => panic!("not a one-insert item: {:?}", other.map(|o| o.is_some())),
+        }
+    }
+
+    fn runs(items: &[Item]) -> Vec<std::ops::Range<usize>> {
+        let refs: Vec<&Item> = items.iter().collect();
+        independent_runs(&refs)
+    }
+
+    #[test]
+    fn interacting_items_go_in_separate_runs_in_order() {
+        // Independent: other rooms, other tenants, other times.
+        let free = [
+            item("t", "a", "r1", 9, None),
+            item("t", "b", "r2", 9, None),
+            item("u", "c", "r1", 9, None),
+            item("t", "d", "r1", 10, None),
+        ];
+        assert_eq!(runs(&free), vec![0..4]);
+        // The same room at overlapping times, the same id, the same key
+        // (within one run; an earlier run is committed before): each starts
+        // a new run, and the runs keep the queue's order.
+        let clash = [
+            item("t", "a", "r1", 9, Some("k1")),
+            item("t", "b", "r2", 9, None),
+            item("t", "c", "r1", 9, None),
+            item("t", "c", "r3", 12, Some("k2")),
+            item("t", "e", "r4", 12, Some("k2")),
+            item("u", "e", "r4", 12, Some("k2")),
+        ];
+        assert_eq!(runs(&clash), vec![0..2, 2..3, 3..4, 4..6]);
+    }
+
+    #[test]
+    fn one_insert_items_are_recognised_and_others_are_not() {
+        let it = item("t", "a", "r1", 9, None);
+        assert_eq!(it.claims, vec!["r1".to_owned()]);
+        let two = Batch {
+            now: it.now,
+            idempotency: None,
+            ops: vec![
+                Op::Insert {
+                    claims: vec![],
+                    appointment: it.appointment.clone(),
+                    hold_expires_at: None,
+                    overbook: false,
+                },
+                Op::Insert {
+                    claims: vec![],
+                    appointment: it.appointment.clone(),
+                    hold_expires_at: None,
+                    overbook: false,
+                },
+            ],
+        };
+        assert!(matches!(
+            Item::of(&TenantId::from("t"), &two, None),
+            Ok(None)
+        ));
+        let larger = Batch {
+            now: it.now,
+            idempotency: None,
+            ops: vec![Op::Insert {
+                claims: vec![Claim {
+                    resource: "r1".into(),
+                    capacity: 3,
+                }],
+                appointment: it.appointment.clone(),
+                hold_expires_at: None,
+                overbook: false,
+            }],
+        };
+        assert!(matches!(
+            Item::of(&TenantId::from("t"), &larger, None),
+            Ok(None)
+        ));
+    }
+}
