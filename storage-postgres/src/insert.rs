@@ -606,7 +606,8 @@ pub(crate) struct Combiner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BookingCalls {
-    /// Calls of `medsched.commit_inserts` (attempts included).
+    /// Calls of the booking functions (`medsched.commit_insert` for one
+    /// booking, `medsched.commit_inserts` for several), attempts included.
     pub calls: u64,
     /// Items sent in them (an item sent twice counts twice).
     pub items: u64,
