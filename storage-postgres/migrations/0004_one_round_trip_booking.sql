@@ -88,6 +88,41 @@ AS $$
     ), 'hex')
 $$;
 
+-- Appends audit records to a tenant's chain, in order; the caller holds
+-- the tenant's audit lock (the adapter's class-3 advisory lock).
+CREATE FUNCTION medsched.append_audits(
+    p_tenant text, p_at timestamptz[], p_actor text[], p_action text[], p_record text[],
+    p_decision text[], p_reason_code text[], p_policy_version text[],
+    p_break_glass boolean[]
+) RETURNS void
+    LANGUAGE plpgsql
+    SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    head_seq bigint;
+    head_hash text;
+    h text;
+    i int;
+BEGIN
+    SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
+    WHERE tenant_id = p_tenant ORDER BY seq DESC LIMIT 1;
+    head_seq := coalesce(head_seq, 0);
+    head_hash := coalesce(head_hash, repeat('0', 64));
+    FOR i IN 1 .. coalesce(cardinality(p_at), 0) LOOP
+        head_seq := head_seq + 1;
+        h := medsched.audit_hash(head_hash, head_seq, p_at[i], p_actor[i], p_action[i],
+                                 p_record[i], p_decision[i], p_reason_code[i],
+                                 p_policy_version[i], p_break_glass[i]);
+        INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
+            reason_code, policy_version, break_glass, prev_hash, hash)
+        VALUES (p_tenant, head_seq, p_at[i], p_actor[i], p_action[i], p_record[i],
+                p_decision[i], p_reason_code[i], p_policy_version[i], p_break_glass[i],
+                head_hash, h);
+        head_hash := h;
+    END LOOP;
+END
+$$;
+
 -- One batch that inserts one appointment (with capacity-one claims, or
 -- overbooked, or unclaimed), emits events and appends audit records, in
 -- one statement: with autocommit, one round trip. It does what the
@@ -130,10 +165,6 @@ DECLARE
     key bigint;
     r text;
     n int := 0;
-    head_seq bigint;
-    head_hash text;
-    h text;
-    i int;
 BEGIN
     PERFORM set_config('medsched.tenant', p_tenant, true);
     IF p_idem_key IS NOT NULL THEN
@@ -229,24 +260,10 @@ BEGIN
             AS e(kind, due, appointment, data);
     END IF;
 
-    IF cardinality(p_audit_at) > 0 THEN
-        SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
-        WHERE tenant_id = p_tenant ORDER BY seq DESC LIMIT 1;
-        head_seq := coalesce(head_seq, 0);
-        head_hash := coalesce(head_hash, repeat('0', 64));
-        FOR i IN 1 .. cardinality(p_audit_at) LOOP
-            head_seq := head_seq + 1;
-            h := medsched.audit_hash(head_hash, head_seq, p_audit_at[i], p_audit_actor[i],
-                                     p_audit_action[i], p_audit_record[i], p_audit_decision[i],
-                                     p_audit_reason_code[i], p_audit_policy_version[i],
-                                     p_audit_break_glass[i]);
-            INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record, decision,
-                reason_code, policy_version, break_glass, prev_hash, hash)
-            VALUES (p_tenant, head_seq, p_audit_at[i], p_audit_actor[i], p_audit_action[i],
-                    p_audit_record[i], p_audit_decision[i], p_audit_reason_code[i],
-                    p_audit_policy_version[i], p_audit_break_glass[i], head_hash, h);
-            head_hash := h;
-        END LOOP;
+    IF p_audit_at IS NOT NULL THEN
+        PERFORM medsched.append_audits(p_tenant, p_audit_at, p_audit_actor, p_audit_action,
+                                       p_audit_record, p_audit_decision, p_audit_reason_code,
+                                       p_audit_policy_version, p_audit_break_glass);
     END IF;
 
     IF p_idem_key IS NOT NULL THEN
@@ -314,9 +331,14 @@ DECLARE
     tn text;
     res record;
     failed int[] := '{}';
-    head_seq bigint;
-    head_hash text;
-    h text;
+    au_at timestamptz[];
+    au_actor text[];
+    au_action text[];
+    au_record text[];
+    au_decision text[];
+    au_reason_code text[];
+    au_policy_version text[];
+    au_break_glass boolean[];
 BEGIN
     keys := array_fill(NULL::bigint, ARRAY[n]);
     codes := array_fill(NULL::text, ARRAY[n]);
@@ -427,35 +449,25 @@ BEGIN
         END IF;
 
         IF p_audit_item IS NOT NULL THEN
-            head_seq := NULL;
-            FOR res IN
-                SELECT a.at, a.actor, a.action, a.record, a.decision, a.reason_code,
-                       a.policy_version, a.break_glass
-                FROM unnest(p_audit_item, p_audit_at, p_audit_actor, p_audit_action,
-                            p_audit_record, p_audit_decision, p_audit_reason_code,
-                            p_audit_policy_version, p_audit_break_glass)
-                    WITH ORDINALITY a(i, at, actor, action, record, decision, reason_code,
-                                      policy_version, break_glass, o)
-                WHERE p_tenant[a.i] = tn AND keys[a.i] IS NOT NULL
-                ORDER BY a.o
-            LOOP
-                IF head_seq IS NULL THEN
-                    SELECT seq, hash INTO head_seq, head_hash FROM medsched.audit
-                    WHERE tenant_id = tn ORDER BY seq DESC LIMIT 1;
-                    head_seq := coalesce(head_seq, 0);
-                    head_hash := coalesce(head_hash, repeat('0', 64));
-                END IF;
-                head_seq := head_seq + 1;
-                h := medsched.audit_hash(head_hash, head_seq, res.at, res.actor, res.action,
-                                         res.record, res.decision, res.reason_code,
-                                         res.policy_version, res.break_glass);
-                INSERT INTO medsched.audit (tenant_id, seq, at, actor, action, record,
-                    decision, reason_code, policy_version, break_glass, prev_hash, hash)
-                VALUES (tn, head_seq, res.at, res.actor, res.action, res.record,
-                        res.decision, res.reason_code, res.policy_version, res.break_glass,
-                        head_hash, h);
-                head_hash := h;
-            END LOOP;
+            -- The records of the items that went ahead, in order.
+            SELECT array_agg(a.at ORDER BY a.o), array_agg(a.actor ORDER BY a.o),
+                   array_agg(a.action ORDER BY a.o), array_agg(a.record ORDER BY a.o),
+                   array_agg(a.decision ORDER BY a.o), array_agg(a.reason_code ORDER BY a.o),
+                   array_agg(a.policy_version ORDER BY a.o),
+                   array_agg(a.break_glass ORDER BY a.o)
+            INTO au_at, au_actor, au_action, au_record, au_decision, au_reason_code,
+                 au_policy_version, au_break_glass
+            FROM unnest(p_audit_item, p_audit_at, p_audit_actor, p_audit_action,
+                        p_audit_record, p_audit_decision, p_audit_reason_code,
+                        p_audit_policy_version, p_audit_break_glass)
+                WITH ORDINALITY a(i, at, actor, action, record, decision, reason_code,
+                                  policy_version, break_glass, o)
+            WHERE p_tenant[a.i] = tn AND keys[a.i] IS NOT NULL;
+            IF au_at IS NOT NULL THEN
+                PERFORM medsched.append_audits(tn, au_at, au_actor, au_action, au_record,
+                                               au_decision, au_reason_code, au_policy_version,
+                                               au_break_glass);
+            END IF;
         END IF;
 
         IF p_idem_key IS NOT NULL THEN

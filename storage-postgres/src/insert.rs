@@ -31,8 +31,8 @@ use serde_json::Value;
 use crate::crypto::KeyRing;
 use crate::pool::Conn;
 use crate::store::{
-    busy_span, idempotency_lookup, instant, invalid, kind_code, to_json, to_u64, without_phi,
-    Columns, LOCK_AUDIT, LOCK_IDEMPOTENCY, LOCK_RESOURCE,
+    busy_span, duplicate_appointment, idempotency_lookup, instant, invalid, kind_code, lock_name,
+    to_json, to_u64, without_phi, Columns, LOCK_AUDIT, LOCK_IDEMPOTENCY, LOCK_RESOURCE,
 };
 use crate::{backoff, is_connection_loss, is_retryable, unavailable, Fail, PgStore, MAX_ATTEMPTS};
 
@@ -176,10 +176,7 @@ impl Item {
     }
 
     fn exists(&self) -> StorageError {
-        StorageError::new(
-            StorageErrorKind::Duplicate,
-            format!("appointment `{}` already exists", self.appointment.id),
-        )
+        duplicate_appointment(&self.appointment.id)
     }
 }
 
@@ -196,20 +193,71 @@ enum Outcome {
     Again,
 }
 
+/// The events of some items as flat column lists, in item order; `None`
+/// when there are none (sent as NULL: nothing to decode on the server).
+struct EventLists<'a> {
+    kind: Vec<&'a str>,
+    due: Vec<DateTime<Utc>>,
+    appointment: Vec<Option<&'a str>>,
+    data: Vec<&'a Value>,
+}
+
+impl<'a> EventLists<'a> {
+    fn of(items: &[&'a Item]) -> Option<Self> {
+        let all = || items.iter().flat_map(|it| it.events.iter());
+        all().next()?;
+        Some(Self {
+            kind: all().map(|e| e.kind.as_str()).collect(),
+            due: all().map(|e| e.due).collect(),
+            appointment: all().map(|e| e.appointment.as_deref()).collect(),
+            data: all().map(|e| &e.data).collect(),
+        })
+    }
+}
+
+/// The audit records of some items as flat column lists, in item order;
+/// `None` when there are none.
+struct AuditLists<'a> {
+    at: Vec<DateTime<Utc>>,
+    actor: Vec<&'a str>,
+    action: Vec<&'a str>,
+    record: Vec<&'a str>,
+    decision: Vec<&'a str>,
+    reason_code: Vec<&'a str>,
+    policy_version: Vec<&'a str>,
+    break_glass: Vec<bool>,
+}
+
+impl<'a> AuditLists<'a> {
+    fn of(items: &[&'a Item]) -> Option<Self> {
+        let all = || items.iter().flat_map(|it| it.audits.iter());
+        all().next()?;
+        Some(Self {
+            at: all().map(|a| a.at).collect(),
+            actor: all().map(|a| a.actor.as_str()).collect(),
+            action: all().map(|a| a.action.as_str()).collect(),
+            record: all().map(|a| a.record.as_str()).collect(),
+            decision: all().map(|a| a.decision.as_str()).collect(),
+            reason_code: all().map(|a| a.reason_code.as_str()).collect(),
+            policy_version: all().map(|a| a.policy_version.as_str()).collect(),
+            break_glass: all().map(|a| a.break_glass).collect(),
+        })
+    }
+}
+
 /// Sends independent `items` (see [`independent_runs`]) in one call of
 /// `medsched.commit_inserts` on `conn`.
 fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
     // Every lock of every item, in the one global order: idempotency keys,
     // resources, audit chains, each by tenant and name.
     let mut locks: Vec<(i32, String)> = Vec::new();
-    let name = |t: &TenantId, n: &str| format!("{}\u{1f}{n}", t.as_str());
     for it in items {
         if let Some(i) = &it.idempotency {
-            locks.push((0, name(&it.tenant, &i.key)));
+            locks.push((0, lock_name(&it.tenant, &i.key)));
         }
-        locks.extend(it.claims.iter().map(|c| (1, name(&it.tenant, c))));
+        locks.extend(it.claims.iter().map(|c| (1, lock_name(&it.tenant, c))));
         if !it.audits.is_empty() {
-            locks.push((2, name(&it.tenant, "")));
+            locks.push((2, lock_name(&it.tenant, "")));
         }
     }
     locks.sort_unstable();
@@ -296,30 +344,10 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
         .iter()
         .flat_map(|it| it.claims.iter().map(String::as_str))
         .collect();
-    let events = || items.iter().flat_map(|it| it.events.iter());
-    let ev = (events().next().is_some()).then_some(());
-    let event_item = ev.map(|()| positions(&|it| it.events.len()));
-    let event_kind: Option<Vec<&str>> = ev.map(|()| events().map(|e| e.kind.as_str()).collect());
-    let event_due: Option<Vec<DateTime<Utc>>> = ev.map(|()| events().map(|e| e.due).collect());
-    let event_appointment: Option<Vec<Option<&str>>> =
-        ev.map(|()| events().map(|e| e.appointment.as_deref()).collect());
-    let event_data: Option<Vec<&Value>> = ev.map(|()| events().map(|e| &e.data).collect());
-    let audits = || items.iter().flat_map(|it| it.audits.iter());
-    let au = (audits().next().is_some()).then_some(());
-    let audit_item = au.map(|()| positions(&|it| it.audits.len()));
-    let audit_at: Option<Vec<DateTime<Utc>>> = au.map(|()| audits().map(|a| a.at).collect());
-    let audit_actor: Option<Vec<&str>> = au.map(|()| audits().map(|a| a.actor.as_str()).collect());
-    let audit_action: Option<Vec<&str>> =
-        au.map(|()| audits().map(|a| a.action.as_str()).collect());
-    let audit_record: Option<Vec<&str>> =
-        au.map(|()| audits().map(|a| a.record.as_str()).collect());
-    let audit_decision: Option<Vec<&str>> =
-        au.map(|()| audits().map(|a| a.decision.as_str()).collect());
-    let audit_reason: Option<Vec<&str>> =
-        au.map(|()| audits().map(|a| a.reason_code.as_str()).collect());
-    let audit_policy: Option<Vec<&str>> =
-        au.map(|()| audits().map(|a| a.policy_version.as_str()).collect());
-    let audit_glass: Option<Vec<bool>> = au.map(|()| audits().map(|a| a.break_glass).collect());
+    let events = EventLists::of(items);
+    let event_item = events.as_ref().map(|_| positions(&|it| it.events.len()));
+    let audits = AuditLists::of(items);
+    let audit_item = audits.as_ref().map(|_| positions(&|it| it.audits.len()));
 
     let statement = conn.prepared(COMMIT_INSERTS)?;
     let row = conn.client.query_one(
@@ -352,19 +380,19 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
             &claim_item,
             &claims,
             &event_item,
-            &event_kind,
-            &event_due,
-            &event_appointment,
-            &event_data,
+            &events.as_ref().map(|e| &e.kind),
+            &events.as_ref().map(|e| &e.due),
+            &events.as_ref().map(|e| &e.appointment),
+            &events.as_ref().map(|e| &e.data),
             &audit_item,
-            &audit_at,
-            &audit_actor,
-            &audit_action,
-            &audit_record,
-            &audit_decision,
-            &audit_reason,
-            &audit_policy,
-            &audit_glass,
+            &audits.as_ref().map(|a| &a.at),
+            &audits.as_ref().map(|a| &a.actor),
+            &audits.as_ref().map(|a| &a.action),
+            &audits.as_ref().map(|a| &a.record),
+            &audits.as_ref().map(|a| &a.decision),
+            &audits.as_ref().map(|a| &a.reason_code),
+            &audits.as_ref().map(|a| &a.policy_version),
+            &audits.as_ref().map(|a| &a.break_glass),
         ],
     )?;
     let keys: Vec<Option<i64>> = row.try_get(0)?;
@@ -410,26 +438,8 @@ fn outcome(
 fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
     let c = &it.columns;
     let a = &it.appointment;
-    // Empty lists go as NULL (nothing to decode on the server).
-    let some = |empty: bool| (!empty).then_some(());
-    let ev = some(it.events.is_empty());
-    let kinds: Option<Vec<&str>> = ev.map(|()| it.events.iter().map(|e| e.kind.as_str()).collect());
-    let due: Option<Vec<DateTime<Utc>>> = ev.map(|()| it.events.iter().map(|e| e.due).collect());
-    let appointments: Option<Vec<Option<&str>>> =
-        ev.map(|()| it.events.iter().map(|e| e.appointment.as_deref()).collect());
-    let data: Option<Vec<&Value>> = ev.map(|()| it.events.iter().map(|e| &e.data).collect());
-    let au = some(it.audits.is_empty()).map(|()| &it.audits);
-    let audit_at: Option<Vec<DateTime<Utc>>> = au.map(|a| a.iter().map(|e| e.at).collect());
-    let audit_actor: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.actor.as_str()).collect());
-    let audit_action: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.action.as_str()).collect());
-    let audit_record: Option<Vec<&str>> = au.map(|a| a.iter().map(|e| e.record.as_str()).collect());
-    let audit_decision: Option<Vec<&str>> =
-        au.map(|a| a.iter().map(|e| e.decision.as_str()).collect());
-    let audit_reason: Option<Vec<&str>> =
-        au.map(|a| a.iter().map(|e| e.reason_code.as_str()).collect());
-    let audit_policy: Option<Vec<&str>> =
-        au.map(|a| a.iter().map(|e| e.policy_version.as_str()).collect());
-    let audit_glass: Option<Vec<bool>> = au.map(|a| a.iter().map(|e| e.break_glass).collect());
+    let events = EventLists::of(&[it]);
+    let audits = AuditLists::of(&[it]);
     let statement = conn.prepared(COMMIT_INSERT)?;
     let row = conn.client.query_one(
         &statement,
@@ -455,18 +465,18 @@ fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
             &it.span.map(|s| s.0),
             &it.span.map(|s| s.1),
             &it.claims,
-            &kinds,
-            &due,
-            &appointments,
-            &data,
-            &audit_at,
-            &audit_actor,
-            &audit_action,
-            &audit_record,
-            &audit_decision,
-            &audit_reason,
-            &audit_policy,
-            &audit_glass,
+            &events.as_ref().map(|e| &e.kind),
+            &events.as_ref().map(|e| &e.due),
+            &events.as_ref().map(|e| &e.appointment),
+            &events.as_ref().map(|e| &e.data),
+            &audits.as_ref().map(|a| &a.at),
+            &audits.as_ref().map(|a| &a.actor),
+            &audits.as_ref().map(|a| &a.action),
+            &audits.as_ref().map(|a| &a.record),
+            &audits.as_ref().map(|a| &a.decision),
+            &audits.as_ref().map(|a| &a.reason_code),
+            &audits.as_ref().map(|a| &a.policy_version),
+            &audits.as_ref().map(|a| &a.break_glass),
         ],
     )?;
     let answer: i64 = row.try_get(0)?;

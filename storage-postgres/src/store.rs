@@ -85,12 +85,26 @@ pub(crate) fn instant(secs: i64) -> Result<DateTime<Utc>, StorageError> {
     DateTime::<Utc>::from_timestamp(secs, 0).ok_or_else(|| invalid("instant out of range"))
 }
 
+/// The name of a tenant's advisory lock of one class (the lock key is
+/// `hashtext` of it; `medsched.commit_insert` builds the same names).
+pub(crate) fn lock_name(tenant: &TenantId, name: &str) -> String {
+    format!("{}\u{1f}{name}", tenant.as_str())
+}
+
 fn lock(tx: &mut Transaction<'_>, class: i32, tenant: &TenantId, name: &str) -> Result<(), Fail> {
     tx.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3))",
-        &[&class, &tenant.as_str(), &name],
+        "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+        &[&class, &lock_name(tenant, name)],
     )?;
     Ok(())
+}
+
+/// An insert of an appointment id that exists.
+pub(crate) fn duplicate_appointment(id: &AppointmentId) -> StorageError {
+    StorageError::new(
+        StorageErrorKind::Duplicate,
+        format!("appointment `{id}` already exists"),
+    )
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StorageError> {
@@ -379,11 +393,7 @@ fn apply(
                 ],
             )?;
             let Some(row) = row else {
-                return Err(StorageError::new(
-                    StorageErrorKind::Duplicate,
-                    format!("appointment `{}` already exists", a.id),
-                )
-                .into());
+                return Err(duplicate_appointment(&a.id).into());
             };
             let key: i64 = row.try_get(0)?;
             place(tx, tenant, key, a, *hold_expires_at, claims, *overbook, now)?;
