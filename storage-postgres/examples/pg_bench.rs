@@ -20,9 +20,12 @@
 //!   pool of one connection per thread;
 //! - raw: one prepared `INSERT` of (tenant, resource, busy range) per
 //!   transaction (autocommit), one connection per thread;
-//! - non-conflicting: every thread books its own resource, consecutive
-//!   slots; contended: all threads try the same slot sequence on 2
-//!   resources, so each slot has one winner and the rest get "slot taken".
+//! - non-conflicting: every thread books its own resource; contended: all
+//!   threads try the same slot sequence on 2 resources, so each slot has
+//!   one winner and the rest get "slot taken". Slots are taken scattered
+//!   over a calendar of 2^22 half hours, as a clinic's calendar fills;
+//!   `PG_BENCH_ORDER=sequential` takes them in calendar order instead (each
+//!   booking after all others: the best case for every index).
 //!
 //! Prints one line per case and a Markdown table; exits 1 when an adapter
 //! run saw an error other than "slot taken" (the raw baseline's errors,
@@ -107,13 +110,35 @@ fn slot(i: u64) -> (DateTime<Utc>, DateTime<Utc>) {
     (start, start + TimeDelta::minutes(30))
 }
 
+/// Slots of a calendar: 2^22 half hours, about 240 years.
+const CALENDAR_SLOTS: u64 = 1 << 22;
+
+/// Whether attempts take slots in calendar order (PG_BENCH_ORDER=sequential)
+/// rather than scattered over the calendar.
+fn sequential() -> bool {
+    static SEQUENTIAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SEQUENTIAL.get_or_init(|| std::env::var("PG_BENCH_ORDER").is_ok_and(|v| v == "sequential"))
+}
+
+/// The `n`th slot taken: by default scattered over the calendar, as a
+/// clinic's calendar fills (a bijection of `0..CALENDAR_SLOTS`: consecutive
+/// attempts land far apart and no slot is taken twice); in calendar order,
+/// each booking lands after all the others, the best case for every index.
+fn nth_slot(n: u64) -> u64 {
+    if sequential() {
+        n
+    } else {
+        n.wrapping_mul(0x9E37_79B1) % CALENDAR_SLOTS
+    }
+}
+
 /// The resource and slot of a thread's attempt `i` in case `case`.
 fn target(case: &str, load: Load, thread: usize, i: u64) -> (String, u64) {
     match load {
-        Load::Distinct => (format!("{case}-t{thread}"), i),
+        Load::Distinct => (format!("{case}-t{thread}"), nth_slot(i)),
         Load::Contended => (
             format!("{case}-c{}", i % CONTENDED_RESOURCES),
-            i / CONTENDED_RESOURCES,
+            nth_slot(i / CONTENDED_RESOURCES),
         ),
     }
 }

@@ -8,7 +8,7 @@ use postgres::Transaction;
 use crate::{Fail, PgStore};
 
 /// The newest schema version this adapter knows.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../migrations/0004_one_round_trip_booking.sql"),
     ),
+    (5, include_str!("../migrations/0005_probe_checks.sql")),
 ];
 
 /// Advisory lock key serializing migrations (any value not used elsewhere;

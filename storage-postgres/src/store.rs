@@ -283,19 +283,32 @@ fn place(
             let r = c.resource.as_str();
             if c.capacity <= 1 {
                 // Rows outside the constraint (overbooked or of a larger
-                // claim), and every row when this claim inserts none.
+                // claim), and capacity-one rows too when this claim inserts
+                // none (else the constraint refuses them). Capacity-one rows
+                // are disjoint, so of them only the first live one ending
+                // after the start can overlap: one probe of the key (`IS NOT
+                // FALSE` keeps the exclusion constraint's partial GiST index,
+                // which would read them all, out of the plan).
                 let all = !a.resources.contains(&c.resource);
-                let blocked = tx
-                    .query_opt(
-                        "SELECT 1 FROM medsched.active_bookings
-                         WHERE tenant_id = $1 AND resource_id = $2
-                           AND busy_hi > $3 AND busy_lo < $4
-                           AND (hold_expires_at IS NULL OR hold_expires_at > $5)
-                           AND ($6 OR NOT capacity_one)
-                         ORDER BY busy_hi LIMIT 1",
+                let blocked: bool = tx
+                    .query_one(
+                        "SELECT ($6 AND EXISTS (
+                                    SELECT FROM (
+                                        SELECT busy_lo FROM medsched.active_bookings
+                                        WHERE tenant_id = $1 AND resource_id = $2
+                                          AND capacity_one IS NOT FALSE AND busy_hi > $3
+                                          AND (hold_expires_at IS NULL OR hold_expires_at > $5)
+                                        ORDER BY busy_hi LIMIT 1) first
+                                    WHERE first.busy_lo < $4))
+                             OR EXISTS (
+                                    SELECT FROM medsched.active_bookings
+                                    WHERE tenant_id = $1 AND resource_id = $2
+                                      AND NOT capacity_one
+                                      AND busy_hi > $3 AND busy_lo < $4
+                                      AND (hold_expires_at IS NULL OR hold_expires_at > $5))",
                         &[&t, &r, &lo, &hi, &now, &all],
                     )?
-                    .is_some();
+                    .try_get(0)?;
                 if blocked {
                     return Err(StorageError::slot_taken(&c.resource).into());
                 }
@@ -774,12 +787,33 @@ impl Store for PgStore {
                         a.buffer_before_min, a.buffer_after_min, a.key,
                         coalesce(a.type_id = $6, false)
                  FROM unnest($2::text[]) WITH ORDINALITY AS q(resource_id, pos)
-                 JOIN medsched.active_bookings b
-                   ON b.tenant_id = $1 AND b.resource_id = q.resource_id
+                 CROSS JOIN LATERAL (
+                     -- The rows ending inside the window: a range of the key.
+                     SELECT b.appointment_key, b.hold_expires_at
+                     FROM medsched.active_bookings b
+                     WHERE b.tenant_id = $1 AND b.resource_id = q.resource_id
+                       AND b.busy_hi > $3 AND b.busy_hi <= $4
+                     UNION ALL
+                     -- Of the disjoint capacity-one rows ending after it,
+                     -- only the first can reach into it (IS NOT FALSE: see
+                     -- migration 0005).
+                     SELECT f.appointment_key, f.hold_expires_at
+                     FROM (SELECT b.appointment_key, b.hold_expires_at, b.busy_lo
+                           FROM medsched.active_bookings b
+                           WHERE b.tenant_id = $1 AND b.resource_id = q.resource_id
+                             AND b.capacity_one IS NOT FALSE AND b.busy_hi > $4
+                           ORDER BY b.busy_hi LIMIT 1) f
+                     WHERE f.busy_lo < $4
+                     UNION ALL
+                     -- The other rows ending after it: their own index.
+                     SELECT b.appointment_key, b.hold_expires_at
+                     FROM medsched.active_bookings b
+                     WHERE b.tenant_id = $1 AND b.resource_id = q.resource_id
+                       AND NOT b.capacity_one AND b.busy_hi > $4 AND b.busy_lo < $4
+                 ) b
                  JOIN medsched.appointments a
-                   ON a.tenant_id = b.tenant_id AND a.key = b.appointment_key
-                 WHERE b.busy_hi > $3 AND b.busy_lo < $4
-                   AND (b.hold_expires_at IS NULL OR b.hold_expires_at > $5)
+                   ON a.tenant_id = $1 AND a.key = b.appointment_key
+                 WHERE b.hold_expires_at IS NULL OR b.hold_expires_at > $5
                  ORDER BY q.pos, a.start_at, a.key",
                 &[&tenant.as_str(), &resources, &from, &to, &now, &want],
             )?)
