@@ -1,6 +1,6 @@
 //! Batches that insert one appointment (a booking or a hold, with its
 //! events and audit records), committed in one round trip by the SQL
-//! functions of migrations/0004: `medsched.commit_insert` for one,
+//! functions of migrations/0004 and 0005: `medsched.commit_insert` for one,
 //! `medsched.commit_inserts` for several callers' together (ADR 0008).
 //!
 //! Combining: a caller queues its item; if fewer calls than the cap are in
@@ -54,7 +54,7 @@ const COMMIT_INSERTS: &str = "SELECT keys, codes, details FROM medsched.commit_i
 
 const COMMIT_INSERT: &str = "SELECT medsched.commit_insert(\
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33)";
+     $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34)";
 
 /// One batch of the right shape, ready to send: every value owned, PHI
 /// already sealed.
@@ -71,6 +71,10 @@ pub(crate) struct Item {
     span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Capacity-one claims, sorted and distinct; empty when overbooked.
     claims: Vec<String>,
+    /// Whether a claim is on a resource the appointment does not occupy:
+    /// no row of its own, so the exclusion constraint cannot check it and
+    /// the function must look for rows in the way first.
+    probe_first: bool,
     events: Vec<Event>,
     audits: Vec<NewAudit>,
 }
@@ -128,6 +132,9 @@ impl Item {
         };
         claims.sort_unstable();
         claims.dedup();
+        let probe_first = claims
+            .iter()
+            .any(|c| !a.resources.iter().any(|r| &r.0 == c));
         let events = events
             .into_iter()
             .map(|e| {
@@ -158,6 +165,7 @@ impl Item {
             hold_expires_at,
             span,
             claims,
+            probe_first,
             events,
             audits,
         }))
@@ -434,8 +442,11 @@ fn outcome(
     })
 }
 
-/// Sends one item in one call of `medsched.commit_insert` on `conn`.
-fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
+/// Sends one item in one call of `medsched.commit_insert` on `conn`;
+/// `probe`: look for rows in the way before writing (else the exclusion
+/// constraint refuses a capacity-one row in the way with 23P01, having
+/// written nothing).
+fn call_one(conn: &mut Conn, it: &Item, probe: bool) -> Result<Outcome, Fail> {
     let c = &it.columns;
     let a = &it.appointment;
     let events = EventLists::of(&[it]);
@@ -477,6 +488,7 @@ fn call_one(conn: &mut Conn, it: &Item) -> Result<Outcome, Fail> {
             &audits.as_ref().map(|a| &a.reason_code),
             &audits.as_ref().map(|a| &a.policy_version),
             &audits.as_ref().map(|a| &a.break_glass),
+            &probe,
         ],
     )?;
     let answer: i64 = row.try_get(0)?;
@@ -687,16 +699,27 @@ impl PgStore {
         }
     }
 
-    /// Sends `items` in one call (counted).
+    /// Sends `items` in one call of `medsched.commit_inserts` (counted).
     fn call(&self, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+        self.count_call(items.len());
+        self.pool
+            .get()
+            .and_then(|mut c| call_many(c.conn()?, items))
+    }
+
+    /// Sends one item in one call of `medsched.commit_insert` (counted).
+    fn call_alone(&self, item: &Item, probe: bool) -> Result<Outcome, Fail> {
+        self.count_call(1);
+        self.pool
+            .get()
+            .and_then(|mut c| call_one(c.conn()?, item, probe))
+    }
+
+    fn count_call(&self, items: usize) {
         self.combiner.calls.fetch_add(1, Ordering::Relaxed);
         self.combiner
             .items
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        self.pool.get().and_then(|mut c| match items {
-            [one] => Ok(vec![call_one(c.conn()?, one)?]),
-            _ => call_many(c.conn()?, items),
-        })
+            .fetch_add(items as u64, Ordering::Relaxed);
     }
 
     /// Commits one item, combined with other callers' items when they
@@ -842,21 +865,22 @@ impl PgStore {
     /// during the call is settled by looking for the item's appointment.
     fn commit_alone(&self, item: &Item) -> Result<Committed, StorageError> {
         let mut lost_before = false;
+        let mut probe = item.probe_first;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let outcome = self.call(&[item]);
-            let err = match outcome {
-                Ok(mut outcomes) => {
-                    let Some(o) = outcomes.pop() else {
-                        return Err(unavailable_answer());
-                    };
-                    return self.settle_outcome(item, o, lost_before);
-                }
+            let err = match self.call_alone(item, probe) {
+                Ok(o) => return self.settle_outcome(item, o, lost_before),
                 Err(Fail::Domain(e)) => return Err(e),
                 Err(Fail::Db(e)) => e,
             };
             if err.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
+                if !probe {
+                    // Something is in the way (nothing was written): the
+                    // probing call removes lapsed holds and says what.
+                    probe = true;
+                    continue;
+                }
                 // A writer outside medsched holds the time.
                 let resource = ResourceId(item.claims.first().cloned().unwrap_or_default());
                 return Err(StorageError::slot_taken(&resource));
