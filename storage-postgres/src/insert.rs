@@ -874,6 +874,11 @@ impl PgStore {
                 Err(Fail::Domain(e)) => return Err(e),
                 Err(Fail::Db(e)) => e,
             };
+            if is_duplicate_id(&err) {
+                // The function inserts the appointment without ON CONFLICT:
+                // an existing id fails the call, nothing written.
+                return self.settle_outcome(item, Outcome::Exists, lost_before);
+            }
             if err.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
                 if !probe {
                     // Something is in the way (nothing was written): the
@@ -966,6 +971,14 @@ impl PgStore {
         })?;
         key.map(|k| item.committed(k)).transpose()
     }
+}
+
+/// Whether `err` is the unique violation of an appointment id.
+fn is_duplicate_id(err: &postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|e| {
+        e.code() == &SqlState::UNIQUE_VIOLATION
+            && e.constraint() == Some("appointments_tenant_id_id_key")
+    })
 }
 
 fn unavailable_answer() -> StorageError {

@@ -340,8 +340,11 @@ fn place(
         let capacity_one = checked && claims.iter().any(|c| &c.resource == r && c.capacity <= 1);
         let inserted = tx.execute(
             "INSERT INTO medsched.active_bookings
-                 (tenant_id, resource_id, appointment_key, busy, hold_expires_at, capacity_one)
-             VALUES ($1, $2, $3, tstzrange($4, $5, '[)'), $6, $7)",
+                 (tenant_id, resource_id, appointment_key, busy, busy_lo, busy_hi,
+                  hold_expires_at, capacity_one)
+             VALUES ($1, $2, $3, tstzrange($4, $5, '[)'),
+                     CASE WHEN $4 < $5 THEN $4 ELSE 'infinity' END,
+                     CASE WHEN $4 < $5 THEN $5 ELSE '-infinity' END, $6, $7)",
             &[&t, &r.as_str(), &key, &lo, &hi, &hold, &capacity_one],
         );
         match inserted {

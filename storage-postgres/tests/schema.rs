@@ -76,8 +76,9 @@ fn exclusion_constraint_binds_raw_sql_writers() {
     let insert = |raw: &mut postgres::Client, id: &str, one: bool| {
         raw.execute(
             "INSERT INTO medsched.active_bookings
-                 (tenant_id, resource_id, appointment_key, busy, capacity_one)
-             SELECT 't', 'r', key, tstzrange('2030-01-07 10:00Z', '2030-01-07 11:00Z', '[)'), $2
+                 (tenant_id, resource_id, appointment_key, busy, busy_lo, busy_hi, capacity_one)
+             SELECT 't', 'r', key, tstzrange('2030-01-07 10:00Z', '2030-01-07 11:00Z', '[)'),
+                    '2030-01-07 10:00Z', '2030-01-07 11:00Z', $2
              FROM medsched.appointments WHERE tenant_id = 't' AND id = $1",
             &[&id, &one],
         )
