@@ -16,7 +16,7 @@
 //! the callers committed one after the other.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
@@ -621,6 +621,9 @@ pub(crate) struct Combiner {
     queue: Mutex<Queue>,
     calls: AtomicU64,
     items: AtomicU64,
+    /// How often bookings lately found something in the way: see
+    /// [`Combiner::probe_first`].
+    conflicts: AtomicU32,
 }
 
 /// How many calls of the booking function a store made, and how many
@@ -635,7 +638,38 @@ pub struct BookingCalls {
     pub items: u64,
 }
 
+/// What a booking that finds something in the way adds to
+/// [`Combiner::conflicts`] (a clean one takes 1 off), its ceiling, and the
+/// level above which bookings probe first: from about one booking in five
+/// meeting a conflict.
+const CONFLICT_STEP: u32 = 4;
+const CONFLICT_CEILING: u32 = 64;
+const CONFLICT_PROBE_ABOVE: u32 = 8;
+
 impl Combiner {
+    /// Whether a booking should look for rows in the way before writing.
+    /// Without the probe a booking in the way costs two calls (one refused
+    /// by the exclusion constraint, one probing); with it every booking
+    /// costs a statement more. So bookings probe first while conflicts
+    /// are frequent (popular slots, racing clients), and not otherwise.
+    fn probe_first(&self) -> bool {
+        self.conflicts.load(Ordering::Relaxed) > CONFLICT_PROBE_ABOVE
+    }
+
+    /// Records whether a booking found something in the way.
+    fn record_conflict(&self, conflict: bool) {
+        // A lost update between racing callers only blurs the estimate.
+        let now = self.conflicts.load(Ordering::Relaxed);
+        let next = if conflict {
+            (now + CONFLICT_STEP).min(CONFLICT_CEILING)
+        } else {
+            now.saturating_sub(1)
+        };
+        if next != now {
+            self.conflicts.store(next, Ordering::Relaxed);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -865,12 +899,17 @@ impl PgStore {
     /// during the call is settled by looking for the item's appointment.
     fn commit_alone(&self, item: &Item) -> Result<Committed, StorageError> {
         let mut lost_before = false;
-        let mut probe = item.probe_first;
+        let mut probe = item.probe_first || self.combiner.probe_first();
+        let mut refused = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let err = match self.call_alone(item, probe) {
-                Ok(o) => return self.settle_outcome(item, o, lost_before),
+                Ok(o) => {
+                    self.combiner
+                        .record_conflict(refused || matches!(o, Outcome::SlotTaken(_)));
+                    return self.settle_outcome(item, o, lost_before);
+                }
                 Err(Fail::Domain(e)) => return Err(e),
                 Err(Fail::Db(e)) => e,
             };
@@ -881,6 +920,7 @@ impl PgStore {
             }
             if err.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
                 if !probe {
+                    refused = true;
                     // Something is in the way (nothing was written): the
                     // probing call removes lapsed holds and says what.
                     probe = true;

@@ -260,3 +260,49 @@ fn lapsed_holds_give_way_in_shared_calls_and_live_ones_do_not() {
     }
     panic!("no call carried two bookings in 30 rounds");
 }
+
+/// A booking does not probe for rows in the way before writing: the
+/// exclusion constraint refuses it, and a second call says what is in the
+/// way. While bookings keep meeting conflicts (a popular slot, racing
+/// clients) they probe first instead, one call each; once conflicts are
+/// rare again they go back to one statement less.
+#[test]
+fn bookings_probe_first_only_while_conflicts_are_frequent() {
+    let store = app_store();
+    let t = TenantId("probe-adapt".into());
+    let calls = |f: &mut dyn FnMut()| {
+        let before = store.booking_calls().calls;
+        f();
+        store.booking_calls().calls - before
+    };
+    let taken = |r: Result<Committed, StorageError>| {
+        assert_eq!(r.unwrap_err().code(), "slot_unavailable");
+    };
+    store
+        .commit(&t, booking("held", "popular", 0, None))
+        .unwrap();
+
+    // The first losers cost two calls each, then one.
+    let used = calls(&mut || {
+        for i in 0..30 {
+            taken(store.commit(&t, booking(&format!("lose-{i}"), "popular", 0, None)));
+        }
+    });
+    assert!(used < 40, "30 refused bookings took {used} calls");
+
+    // Free slots book in one call either way; after enough of them the
+    // next loser costs two calls again.
+    let used = calls(&mut || {
+        for i in 0..80 {
+            store
+                .commit(&t, booking(&format!("free-{i}"), "quiet", i, None))
+                .unwrap();
+        }
+    });
+    assert_eq!(used, 80);
+    let used = calls(&mut || taken(store.commit(&t, booking("late", "popular", 0, None))));
+    assert_eq!(
+        used, 2,
+        "a rare conflict: refused by the constraint, then probed"
+    );
+}
