@@ -27,6 +27,10 @@
 //!   `PG_BENCH_ORDER=sequential` takes them in calendar order instead (each
 //!   booking after all others: the best case for every index).
 //!
+//! Each non-conflicting pair (adapter, then raw) runs three times
+//! (`PG_BENCH_ROUNDS`), each round on its own resources; the table shows
+//! the medians, the ratio being the median of the rounds' ratios.
+//!
 //! Prints one line per case and a Markdown table; exits 1 when an adapter
 //! run saw an error other than "slot taken" (the raw baseline's errors,
 //! such as deadlocks, are reported only).
@@ -84,6 +88,7 @@ struct Outcome {
     path: Path,
     load: Load,
     threads: usize,
+    round: usize,
     secs: f64,
     counts: Counts,
 }
@@ -376,8 +381,19 @@ fn run() -> Result<bool, Error> {
     // For profiling: PG_BENCH_ONLY=adapter-distinct-16,raw-distinct-* (path,
     // load, threads; `*` ends a prefix) runs only the cases named.
     let only = std::env::var("PG_BENCH_ONLY").ok();
+    // Non-conflicting pairs run ROUNDS times (PG_BENCH_ROUNDS, default 3)
+    // and the table shows medians: the machine is shared and one pair can
+    // land on a busy moment.
+    let rounds: usize = std::env::var("PG_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3);
     for threads in THREADS {
-        for load in [Load::Distinct, Load::Contended] {
+        for (load, round) in (1..=rounds)
+            .map(|r| (Load::Distinct, r))
+            .chain([(Load::Contended, 1)])
+        {
             // Adapter and raw back to back, so both see the same machine state.
             for path in [Path::Adapter, Path::Raw] {
                 let name = format!("{path:?}-{load:?}-{threads}").to_lowercase();
@@ -390,10 +406,16 @@ fn run() -> Result<bool, Error> {
                 if only.as_deref().is_some_and(|o| !named(o)) {
                     continue;
                 }
+                // Each round books its own resources and ids.
                 let case = format!(
-                    "{}{}{threads}",
+                    "{}{}{threads}{}",
                     if path == Path::Adapter { "a" } else { "r" },
                     if load == Load::Distinct { "d" } else { "c" },
+                    if round > 1 {
+                        format!("-{round}")
+                    } else {
+                        String::new()
+                    },
                 );
                 let (secs, counts) = match path {
                     Path::Adapter => adapter_case(&app_url, &case, load, threads, window)?,
@@ -403,6 +425,7 @@ fn run() -> Result<bool, Error> {
                     path,
                     load,
                     threads,
+                    round,
                     secs,
                     counts,
                 };
@@ -439,25 +462,56 @@ fn run() -> Result<bool, Error> {
             .iter()
             .find(|o| o.path == path && o.load == load && o.threads == threads)
     };
+    // The median of the non-conflicting rounds: the adapter's and the raw
+    // rate, and the ratio of each round's back-to-back pair.
+    let medians = |threads: usize| -> Option<(f64, f64, f64)> {
+        let rate = |path| -> Vec<f64> {
+            let mut v: Vec<f64> = outcomes
+                .iter()
+                .filter(|o| o.path == path && o.load == Load::Distinct && o.threads == threads)
+                .map(Outcome::booked_per_sec)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let mut ratios: Vec<f64> = outcomes
+            .iter()
+            .filter(|o| o.path == Path::Adapter && o.load == Load::Distinct && o.threads == threads)
+            .filter_map(|a| {
+                outcomes
+                    .iter()
+                    .find(|r| {
+                        r.path == Path::Raw
+                            && r.load == Load::Distinct
+                            && r.threads == threads
+                            && r.round == a.round
+                    })
+                    .map(|r| a.booked_per_sec() / r.booked_per_sec().max(f64::MIN_POSITIVE))
+            })
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let median = |v: &[f64]| v.get(v.len() / 2).copied();
+        Some((
+            median(&rate(Path::Adapter))?,
+            median(&rate(Path::Raw))?,
+            median(&ratios)?,
+        ))
+    };
     println!();
-    println!("| threads | adapter non-conflicting (bookings/s) | raw INSERT non-conflicting (rows/s) | adapter / raw | adapter contended: booked/s, attempts/s | raw contended: inserted/s, attempts/s | contended errors other than slot taken (adapter / raw) |");
+    println!("| threads | adapter non-conflicting (bookings/s, median) | raw INSERT non-conflicting (rows/s, median) | adapter / raw (median of the rounds' ratios) | adapter contended: booked/s, attempts/s | raw contended: inserted/s, attempts/s | contended errors other than slot taken (adapter / raw) |");
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut ratios = Vec::new();
     for threads in THREADS {
-        let (Some(ad), Some(rd), Some(ac), Some(rc)) = (
-            find(Path::Adapter, Load::Distinct, threads),
-            find(Path::Raw, Load::Distinct, threads),
+        let (Some((ad, rd, ratio)), Some(ac), Some(rc)) = (
+            medians(threads),
             find(Path::Adapter, Load::Contended, threads),
             find(Path::Raw, Load::Contended, threads),
         ) else {
             continue;
         };
-        let ratio = ad.booked_per_sec() / rd.booked_per_sec().max(f64::MIN_POSITIVE);
         ratios.push(ratio);
         println!(
-            "| {threads} | {:.0} | {:.0} | {:.0}% | {:.0}, {:.0} | {:.0}, {:.0} | {} / {} |",
-            ad.booked_per_sec(),
-            rd.booked_per_sec(),
+            "| {threads} | {ad:.0} | {rd:.0} | {:.0}% | {:.0}, {:.0} | {:.0}, {:.0} | {} / {} |",
             ratio * 100.0,
             ac.booked_per_sec(),
             ac.attempts_per_sec(),
