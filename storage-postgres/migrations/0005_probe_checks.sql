@@ -230,7 +230,21 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION medsched.commit_inserts(
+-- commit_inserts takes p_probe too, with the same meaning.
+DROP FUNCTION medsched.commit_inserts;
+
+-- Fails the statement as the exclusion constraint would (23P01): for a row
+-- outside the constraint found in a booking's way without a probe.
+CREATE FUNCTION medsched.refuse_overlap() RETURNS boolean
+    LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'a row outside the exclusion constraint holds the time'
+        USING ERRCODE = 'exclusion_violation';
+END
+$$;
+
+CREATE FUNCTION medsched.commit_inserts(
     p_lock_class int[], p_lock_name text[],
     -- The items' tenants, distinct and sorted.
     p_tenants text[],
@@ -252,6 +266,8 @@ CREATE OR REPLACE FUNCTION medsched.commit_inserts(
     p_audit_action text[], p_audit_record text[], p_audit_decision text[],
     p_audit_reason_code text[], p_audit_policy_version text[],
     p_audit_break_glass boolean[],
+    -- Whether to look for rows in the way before writing (see above).
+    p_probe boolean,
     OUT keys bigint[], OUT codes text[], OUT details text[]
 )
     LANGUAGE plpgsql
@@ -291,53 +307,58 @@ BEGIN
         -- alone (medsched.commit_insert removes lapsed holds). Each
         -- look-up is a LIMIT 1 probe per item, in key order where it scans
         -- a range, so that the generic plan probes the index rather than
-        -- joining whole tables whatever the statistics say.
-        FOR res IN
-            SELECT x.i, 1 AS rank, 'MS003' AS code, NULL::text AS detail
-            FROM unnest(p_tenant, p_idem_key) WITH ORDINALITY x(tt, k, i)
-            CROSS JOIN LATERAL (
-                SELECT 1 FROM medsched.idempotency d
-                WHERE d.tenant_id = tn AND d.key = x.k LIMIT 1) recorded
-            WHERE x.tt = tn AND x.k IS NOT NULL
-            UNION ALL
-            SELECT x.i, 2, 'MS002', NULL
-            FROM unnest(p_tenant, p_id) WITH ORDINALITY x(tt, id, i)
-            CROSS JOIN LATERAL (
-                SELECT 1 FROM medsched.appointments a
-                WHERE a.tenant_id = tn AND a.id = x.id LIMIT 1) existing
-            WHERE x.tt = tn
-            UNION ALL
-            SELECT c.i, 3, CASE WHEN blocking.live THEN 'MS001' ELSE 'AGAIN' END, c.r
-            FROM unnest(p_claim_item, p_claims) c(i, r)
-            JOIN unnest(p_tenant, p_busy_lo, p_busy_hi, p_now)
-                WITH ORDINALITY it(tt, lo, hi, now, i) ON it.i = c.i
-            CROSS JOIN LATERAL (
-                -- The first row in the way: of the disjoint capacity-one
-                -- rows only the first one ending after the start can be.
-                SELECT p.hold_expires_at IS NULL OR p.hold_expires_at > it.now AS live
-                FROM ((SELECT b.busy_lo, b.busy_hi, b.hold_expires_at
-                       FROM medsched.active_bookings b
-                       WHERE b.tenant_id = tn AND b.resource_id = c.r
-                         AND b.capacity_one IS NOT FALSE AND b.busy_hi > it.lo
-                       ORDER BY b.busy_hi LIMIT 1)
-                      UNION ALL
-                      (SELECT b.busy_lo, b.busy_hi, b.hold_expires_at
-                       FROM medsched.active_bookings b
-                       WHERE b.tenant_id = tn AND b.resource_id = c.r
-                         AND NOT b.capacity_one
-                         AND b.busy_hi > it.lo AND b.busy_lo < it.hi
-                       ORDER BY b.busy_hi LIMIT 1)) p
-                WHERE p.busy_lo < it.hi
-                ORDER BY p.busy_hi LIMIT 1) blocking
-            WHERE it.tt = tn AND it.lo IS NOT NULL
-            ORDER BY 1, 2, 4
-        LOOP
-            IF codes[res.i] IS NULL THEN
-                codes[res.i] := res.code;
-                details[res.i] := res.detail;
-                failed := failed || res.i;
-            END IF;
-        END LOOP;
+        -- joining whole tables whatever the statistics say. Not probing,
+        -- only idempotency keys are looked up: an existing id is skipped
+        -- by the insert below, and capacity-one rows in the way are
+        -- refused by the exclusion constraint.
+        IF p_probe OR p_idem_key IS NOT NULL THEN
+            FOR res IN
+                SELECT x.i, 1 AS rank, 'MS003' AS code, NULL::text AS detail
+                FROM unnest(p_tenant, p_idem_key) WITH ORDINALITY x(tt, k, i)
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM medsched.idempotency d
+                    WHERE d.tenant_id = tn AND d.key = x.k LIMIT 1) recorded
+                WHERE x.tt = tn AND x.k IS NOT NULL
+                UNION ALL
+                SELECT x.i, 2, 'MS002', NULL
+                FROM unnest(p_tenant, p_id) WITH ORDINALITY x(tt, id, i)
+                CROSS JOIN LATERAL (
+                    SELECT 1 FROM medsched.appointments a
+                    WHERE a.tenant_id = tn AND a.id = x.id LIMIT 1) existing
+                WHERE x.tt = tn AND p_probe
+                UNION ALL
+                SELECT c.i, 3, CASE WHEN blocking.live THEN 'MS001' ELSE 'AGAIN' END, c.r
+                FROM unnest(p_claim_item, p_claims) c(i, r)
+                JOIN unnest(p_tenant, p_busy_lo, p_busy_hi, p_now)
+                    WITH ORDINALITY it(tt, lo, hi, now, i) ON it.i = c.i
+                CROSS JOIN LATERAL (
+                    -- The first row in the way: of the disjoint capacity-one
+                    -- rows only the first one ending after the start can be.
+                    SELECT p.hold_expires_at IS NULL OR p.hold_expires_at > it.now AS live
+                    FROM ((SELECT b.busy_lo, b.busy_hi, b.hold_expires_at
+                           FROM medsched.active_bookings b
+                           WHERE b.tenant_id = tn AND b.resource_id = c.r
+                             AND b.capacity_one IS NOT FALSE AND b.busy_hi > it.lo
+                           ORDER BY b.busy_hi LIMIT 1)
+                          UNION ALL
+                          (SELECT b.busy_lo, b.busy_hi, b.hold_expires_at
+                           FROM medsched.active_bookings b
+                           WHERE b.tenant_id = tn AND b.resource_id = c.r
+                             AND NOT b.capacity_one
+                             AND b.busy_hi > it.lo AND b.busy_lo < it.hi
+                           ORDER BY b.busy_hi LIMIT 1)) p
+                    WHERE p.busy_lo < it.hi
+                    ORDER BY p.busy_hi LIMIT 1) blocking
+                WHERE it.tt = tn AND it.lo IS NOT NULL AND p_probe
+                ORDER BY 1, 2, 4
+            LOOP
+                IF codes[res.i] IS NULL THEN
+                    codes[res.i] := res.code;
+                    details[res.i] := res.detail;
+                    failed := failed || res.i;
+                END IF;
+            END LOOP;
+        END IF;
 
         -- The appointments (an id inserted meanwhile by another
         -- transaction is skipped, and its item refused), then their rows.
@@ -384,8 +405,18 @@ BEGIN
                CASE WHEN p_busy_lo[r.i] < p_busy_hi[r.i] THEN p_busy_hi[r.i]
                     ELSE '-infinity' END,
                p_hold_expires_at[r.i],
-               EXISTS (SELECT 1 FROM unnest(p_claim_item, p_claims) c(i, cr)
-                       WHERE c.i = r.i AND c.cr = r.res)
+               CASE WHEN NOT EXISTS (SELECT 1 FROM unnest(p_claim_item, p_claims) c(i, cr)
+                                     WHERE c.i = r.i AND c.cr = r.res) THEN false
+                    -- Not probed: a row outside the constraint in the way
+                    -- fails the call as the constraint would.
+                    WHEN NOT p_probe AND EXISTS (
+                             SELECT FROM medsched.active_bookings b
+                             WHERE b.tenant_id = tn AND b.resource_id = r.res
+                               AND NOT b.capacity_one
+                               AND b.busy_hi > p_busy_lo[r.i]
+                               AND b.busy_lo < p_busy_hi[r.i])
+                         THEN medsched.refuse_overlap()
+                    ELSE true END
         FROM unnest(p_resource_item, p_resources) r(i, res)
         WHERE p_tenant[r.i] = tn AND keys[r.i] IS NOT NULL AND p_busy_lo[r.i] IS NOT NULL
         ORDER BY r.i, r.res;

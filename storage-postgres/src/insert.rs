@@ -50,7 +50,7 @@ const MAX_GROUP: usize = 32;
 const COMMIT_INSERTS: &str = "SELECT keys, codes, details FROM medsched.commit_inserts(\
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
      $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, \
-     $39, $40)";
+     $39, $40, $41)";
 
 const COMMIT_INSERT: &str = "SELECT medsched.commit_insert(\
      $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
@@ -254,8 +254,9 @@ impl<'a> AuditLists<'a> {
 }
 
 /// Sends independent `items` (see [`independent_runs`]) in one call of
-/// `medsched.commit_inserts` on `conn`.
-fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+/// `medsched.commit_inserts` on `conn`; `probe` as for [`call_one`] (a row
+/// in any item's way fails the whole call with 23P01).
+fn call_many(conn: &mut Conn, items: &[&Item], probe: bool) -> Result<Vec<Outcome>, Fail> {
     // Every lock of every item, in the one global order: idempotency keys,
     // resources, audit chains, each by tenant and name.
     let mut locks: Vec<(i32, String)> = Vec::new();
@@ -401,6 +402,7 @@ fn call_many(conn: &mut Conn, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
             &audits.as_ref().map(|a| &a.reason_code),
             &audits.as_ref().map(|a| &a.policy_version),
             &audits.as_ref().map(|a| &a.break_glass),
+            &probe,
         ],
     )?;
     let keys: Vec<Option<i64>> = row.try_get(0)?;
@@ -621,6 +623,7 @@ pub(crate) struct Combiner {
     queue: Mutex<Queue>,
     calls: AtomicU64,
     items: AtomicU64,
+    shared: AtomicU64,
     /// How often bookings lately found something in the way: see
     /// [`Combiner::probe_first`].
     conflicts: AtomicU32,
@@ -636,6 +639,9 @@ pub struct BookingCalls {
     pub calls: u64,
     /// Items sent in them (an item sent twice counts twice).
     pub items: u64,
+    /// Items answered by a call that carried several: the bookings that
+    /// shared a call.
+    pub shared: u64,
 }
 
 /// What a booking that finds something in the way adds to
@@ -730,15 +736,21 @@ impl PgStore {
         BookingCalls {
             calls: self.combiner.calls.load(Ordering::Relaxed),
             items: self.combiner.items.load(Ordering::Relaxed),
+            shared: self.combiner.shared.load(Ordering::Relaxed),
         }
     }
 
     /// Sends `items` in one call of `medsched.commit_inserts` (counted).
-    fn call(&self, items: &[&Item]) -> Result<Vec<Outcome>, Fail> {
+    fn call(&self, items: &[&Item], probe: bool) -> Result<Vec<Outcome>, Fail> {
         self.count_call(items.len());
-        self.pool
+        let outcomes = self
+            .pool
             .get()
-            .and_then(|mut c| call_many(c.conn()?, items))
+            .and_then(|mut c| call_many(c.conn()?, items, probe))?;
+        self.combiner
+            .shared
+            .fetch_add(items.len() as u64, Ordering::Relaxed);
+        Ok(outcomes)
     }
 
     /// Sends one item in one call of `medsched.commit_insert` (counted).
@@ -856,12 +868,17 @@ impl PgStore {
         if let [item] = items {
             return vec![self.commit_alone(item)];
         }
+        let mut probe = self.combiner.probe_first() || items.iter().any(|it| it.probe_first);
         let mut attempt = 0;
         let lost = loop {
             attempt += 1;
-            let outcome = self.call(items);
+            let outcome = self.call(items, probe);
             let err = match outcome {
                 Ok(outcomes) => {
+                    for o in &outcomes {
+                        self.combiner
+                            .record_conflict(matches!(o, Outcome::SlotTaken(_) | Outcome::Again));
+                    }
                     return items
                         .iter()
                         .zip(outcomes)
@@ -872,6 +889,13 @@ impl PgStore {
                 // A pool timeout, an unreadable answer: each on its own.
                 Err(_) => break false,
             };
+            if err.code() == Some(&SqlState::EXCLUSION_VIOLATION) && !probe {
+                // Something is in some item's way (nothing was written):
+                // the probing call says what, item by item.
+                self.combiner.record_conflict(true);
+                probe = true;
+                continue;
+            }
             if is_connection_loss(&err) {
                 break true;
             }
