@@ -29,7 +29,9 @@
 //!
 //! Each non-conflicting pair (adapter, then raw) runs three times
 //! (`PG_BENCH_ROUNDS`), each round on its own resources; the table shows
-//! the medians, the ratio being the median of the rounds' ratios.
+//! the medians, the ratio being the median of the rounds' ratios. Every
+//! pair starts from empty tables after a checkpoint (`PG_BENCH_KEEP=1`
+//! keeps all rows instead, so that later cases run on bigger tables).
 //!
 //! Prints one line per case and a Markdown table; exits 1 when an adapter
 //! run saw an error other than "slot taken" (the raw baseline's errors,
@@ -384,6 +386,7 @@ fn run() -> Result<bool, Error> {
     // Non-conflicting pairs run ROUNDS times (PG_BENCH_ROUNDS, default 3)
     // and the table shows medians: the machine is shared and one pair can
     // land on a busy moment.
+    let keep = std::env::var_os("PG_BENCH_KEEP").is_some();
     let rounds: usize = std::env::var("PG_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -394,6 +397,16 @@ fn run() -> Result<bool, Error> {
             .map(|r| (Load::Distinct, r))
             .chain([(Load::Contended, 1)])
         {
+            // Each pair starts from empty tables and a checkpoint, so that a
+            // case's figure does not depend on the cases before it
+            // (PG_BENCH_KEEP=1 keeps every case's rows instead).
+            if !keep {
+                Client::connect(&owner_url, NoTls)?.batch_execute(
+                    "TRUNCATE medsched.appointments, medsched.active_bookings, medsched.outbox,
+                              medsched.audit, bench.raw_bookings;
+                     CHECKPOINT;",
+                )?;
+            }
             // Adapter and raw back to back, so both see the same machine state.
             for path in [Path::Adapter, Path::Raw] {
                 let name = format!("{path:?}-{load:?}-{threads}").to_lowercase();
