@@ -1,7 +1,14 @@
 //! Batches that insert one appointment (a booking or a hold, with its
 //! events and audit records), committed in one round trip by the SQL
 //! functions of migrations/0004 and 0005: `medsched.commit_insert` for one,
-//! `medsched.commit_inserts` for several callers' together (ADR 0008).
+//! `medsched.commit_inserts` for several callers' together (ADRs 0008 and
+//! 0009).
+//!
+//! Writing first: a call does not look for rows in a booking's way; the
+//! exclusion constraint refuses a capacity-one row in the way (23P01,
+//! nothing written), and the call is repeated with the probe, which names
+//! the claim. While bookings often meet conflicts, calls probe first
+//! ([`Combiner::probe_first`]).
 //!
 //! Combining: a caller queues its item; if fewer calls than the cap are in
 //! flight it leads one, taking up to [`MAX_GROUP`] queued items (its own
@@ -11,9 +18,8 @@
 //! trip, one function call and one WAL flush for them all) and
 //! [`MAX_LEADERS_FEW`] while fewer are (each commits on its own, and their
 //! waits for the disk overlap). A lone caller commits alone, without
-//! waiting. Each item succeeds or fails on its own (the function checks an
-//! item before it writes anything), with the outcome it would have had had
-//! the callers committed one after the other.
+//! waiting. Each item succeeds or fails on its own, with the outcome it
+//! would have had had the callers committed one after the other.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
