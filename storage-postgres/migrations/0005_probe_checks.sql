@@ -37,8 +37,10 @@ ALTER TABLE medsched.active_bookings
 -- adapter calls again with p_probe, which removes lapsed holds and answers
 -- with the claim in the way (or the existing id). Rows outside the
 -- constraint are looked for in the statement that inserts the booking's
--- rows. The adapter probes first only where the constraint cannot stand
--- in: a claim on a resource the appointment does not occupy.
+-- rows. The adapter probes first where the constraint cannot stand in (a
+-- claim on a resource the appointment does not occupy) and while bookings
+-- often meet conflicts (then a refused call and a probing one cost more
+-- than a probe).
 DROP FUNCTION medsched.commit_insert(
     text, timestamptz, text, text, jsonb, text, timestamptz, text, timestamptz, timestamptz,
     bigint, bigint, text[], text, text, bytea, bytea, text, timestamptz, timestamptz, text[],
