@@ -30,6 +30,17 @@ ALTER TABLE medsched.active_bookings
     ALTER COLUMN busy_lo DROP EXPRESSION,
     ALTER COLUMN busy_hi DROP EXPRESSION;
 
+-- Fails the statement as the exclusion constraint would (23P01): for a row
+-- outside the constraint found in a booking's way without a probe.
+CREATE FUNCTION medsched.refuse_overlap() RETURNS boolean
+    LANGUAGE plpgsql VOLATILE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'a row outside the exclusion constraint holds the time'
+        USING ERRCODE = 'exclusion_violation';
+END
+$$;
+
 -- commit_insert takes p_probe. Probing a claim costs a statement (about a
 -- tenth of a booking's server time). Without it the function leaves
 -- capacity-one rows to the exclusion constraint, which checks them anyway:
@@ -81,7 +92,6 @@ DECLARE
                                 ELSE 'infinity' END;
     span_hi timestamptz := CASE WHEN p_busy_lo < p_busy_hi THEN p_busy_hi
                                 ELSE '-infinity' END;
-    written bigint;
     blocked boolean;
 BEGIN
     PERFORM set_config('medsched.tenant', p_tenant, true);
@@ -159,51 +169,41 @@ BEGIN
     -- cheaper than ON CONFLICT's speculative insertion on every booking.
 
     -- The exclusion constraint stays the guarantee for the rows of
-    -- capacity-one claims (a writer outside medsched may race).
+    -- capacity-one claims (a writer outside medsched may race). Not
+    -- probed, it also refuses a capacity-one row in the way (23P01, and the
+    -- adapter calls again with p_probe); a row outside it is looked for
+    -- here and refused the same way (medsched.refuse_overlap).
     IF p_busy_lo IS NULL THEN
         NULL;
-    ELSIF p_probe THEN
-        INSERT INTO medsched.active_bookings
-            (tenant_id, resource_id, appointment_key, busy, busy_lo, busy_hi, hold_expires_at,
-             capacity_one)
-        SELECT p_tenant, d.res, key, tstzrange(p_busy_lo, p_busy_hi, '[)'), span_lo, span_hi,
-               p_hold_expires_at, d.res = ANY (p_claims)
-        FROM (SELECT DISTINCT unnest(p_resources) AS res) d;
     ELSIF cardinality(p_resources) = 1 THEN
-        -- Not probed: the exclusion constraint refuses a capacity-one row
-        -- in the way (23P01, and the adapter calls again with p_probe);
-        -- a row outside it is looked for here, and refused the same way.
         INSERT INTO medsched.active_bookings
             (tenant_id, resource_id, appointment_key, busy, busy_lo, busy_hi, hold_expires_at,
              capacity_one)
-        SELECT p_tenant, p_resources[1], key, tstzrange(p_busy_lo, p_busy_hi, '[)'), span_lo, span_hi,
-               p_hold_expires_at, p_resources[1] = ANY (p_claims)
-        WHERE NOT (p_resources[1] = ANY (p_claims) AND EXISTS (
-                  SELECT FROM medsched.active_bookings b
-                  WHERE b.tenant_id = p_tenant AND b.resource_id = p_resources[1]
-                    AND NOT b.capacity_one
-                    AND b.busy_hi > p_busy_lo AND b.busy_lo < p_busy_hi));
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'a row outside the exclusion constraint holds the time'
-                USING ERRCODE = 'exclusion_violation';
-        END IF;
+        VALUES (p_tenant, p_resources[1], key, tstzrange(p_busy_lo, p_busy_hi, '[)'),
+                span_lo, span_hi, p_hold_expires_at,
+                CASE WHEN NOT p_resources[1] = ANY (p_claims) THEN false
+                     WHEN NOT p_probe AND EXISTS (
+                              SELECT FROM medsched.active_bookings b
+                              WHERE b.tenant_id = p_tenant AND b.resource_id = p_resources[1]
+                                AND NOT b.capacity_one
+                                AND b.busy_hi > p_busy_lo AND b.busy_lo < p_busy_hi)
+                          THEN medsched.refuse_overlap()
+                     ELSE true END);
     ELSE
         INSERT INTO medsched.active_bookings
             (tenant_id, resource_id, appointment_key, busy, busy_lo, busy_hi, hold_expires_at,
              capacity_one)
         SELECT p_tenant, d.res, key, tstzrange(p_busy_lo, p_busy_hi, '[)'), span_lo, span_hi,
-               p_hold_expires_at, d.res = ANY (p_claims)
-        FROM (SELECT DISTINCT unnest(p_resources) AS res) d
-        WHERE NOT (d.res = ANY (p_claims) AND EXISTS (
-                  SELECT FROM medsched.active_bookings b
-                  WHERE b.tenant_id = p_tenant AND b.resource_id = d.res
-                    AND NOT b.capacity_one
-                    AND b.busy_hi > p_busy_lo AND b.busy_lo < p_busy_hi));
-        GET DIAGNOSTICS written = ROW_COUNT;
-        IF written < (SELECT count(DISTINCT x) FROM unnest(p_resources) x) THEN
-            RAISE EXCEPTION 'a row outside the exclusion constraint holds the time'
-                USING ERRCODE = 'exclusion_violation';
-        END IF;
+               p_hold_expires_at,
+               CASE WHEN NOT d.res = ANY (p_claims) THEN false
+                    WHEN NOT p_probe AND EXISTS (
+                             SELECT FROM medsched.active_bookings b
+                             WHERE b.tenant_id = p_tenant AND b.resource_id = d.res
+                               AND NOT b.capacity_one
+                               AND b.busy_hi > p_busy_lo AND b.busy_lo < p_busy_hi)
+                         THEN medsched.refuse_overlap()
+                    ELSE true END
+        FROM (SELECT DISTINCT unnest(p_resources) AS res) d;
     END IF;
 
     IF cardinality(p_event_kinds) = 1 THEN
@@ -234,17 +234,6 @@ $$;
 
 -- commit_inserts takes p_probe too, with the same meaning.
 DROP FUNCTION medsched.commit_inserts;
-
--- Fails the statement as the exclusion constraint would (23P01): for a row
--- outside the constraint found in a booking's way without a probe.
-CREATE FUNCTION medsched.refuse_overlap() RETURNS boolean
-    LANGUAGE plpgsql VOLATILE
-AS $$
-BEGIN
-    RAISE EXCEPTION 'a row outside the exclusion constraint holds the time'
-        USING ERRCODE = 'exclusion_violation';
-END
-$$;
 
 CREATE FUNCTION medsched.commit_inserts(
     p_lock_class int[], p_lock_name text[],

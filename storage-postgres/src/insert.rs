@@ -40,7 +40,9 @@ use crate::store::{
     busy_span, duplicate_appointment, idempotency_lookup, instant, invalid, kind_code, lock_name,
     to_json, to_u64, without_phi, Columns, LOCK_AUDIT, LOCK_IDEMPOTENCY, LOCK_RESOURCE,
 };
-use crate::{backoff, is_connection_loss, is_retryable, unavailable, Fail, PgStore, MAX_ATTEMPTS};
+use crate::{
+    backoff, gave_up, is_connection_loss, is_retryable, unavailable, Fail, PgStore, MAX_ATTEMPTS,
+};
 
 /// Calls in flight at once per store while many callers are booking (more
 /// than [`MANY_CALLERS`]): few calls, so that each carries many bookings.
@@ -77,10 +79,6 @@ pub(crate) struct Item {
     span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Capacity-one claims, sorted and distinct; empty when overbooked.
     claims: Vec<String>,
-    /// Whether a claim is on a resource the appointment does not occupy:
-    /// no row of its own, so the exclusion constraint cannot check it and
-    /// the function must look for rows in the way first.
-    probe_first: bool,
     events: Vec<Event>,
     audits: Vec<NewAudit>,
 }
@@ -138,9 +136,6 @@ impl Item {
         };
         claims.sort_unstable();
         claims.dedup();
-        let probe_first = claims
-            .iter()
-            .any(|c| !a.resources.iter().any(|r| &r.0 == c));
         let events = events
             .into_iter()
             .map(|e| {
@@ -171,7 +166,6 @@ impl Item {
             hold_expires_at,
             span,
             claims,
-            probe_first,
             events,
             audits,
         }))
@@ -187,6 +181,16 @@ impl Item {
             })],
             replayed: false,
         })
+    }
+
+    /// Whether a claim is on a resource the appointment does not occupy:
+    /// no row of its own, so the exclusion constraint cannot check it and
+    /// the function must look for rows in the way first.
+    fn probe_first(&self) -> bool {
+        let occupied = &self.appointment.resources;
+        self.claims
+            .iter()
+            .any(|c| !occupied.iter().any(|r| &r.0 == c))
     }
 
     fn exists(&self) -> StorageError {
@@ -874,7 +878,7 @@ impl PgStore {
         if let [item] = items {
             return vec![self.commit_alone(item)];
         }
-        let mut probe = self.combiner.probe_first() || items.iter().any(|it| it.probe_first);
+        let mut probe = self.combiner.probe_first() || items.iter().any(|it| it.probe_first());
         let mut attempt = 0;
         let lost = loop {
             attempt += 1;
@@ -929,7 +933,7 @@ impl PgStore {
     /// during the call is settled by looking for the item's appointment.
     fn commit_alone(&self, item: &Item) -> Result<Committed, StorageError> {
         let mut lost_before = false;
-        let mut probe = item.probe_first || self.combiner.probe_first();
+        let mut probe = item.probe_first() || self.combiner.probe_first();
         let mut refused = false;
         let mut attempt = 0;
         loop {
@@ -969,10 +973,7 @@ impl PgStore {
                 return Err(unavailable(&err));
             }
             if attempt >= MAX_ATTEMPTS {
-                return Err(StorageError::new(
-                    StorageErrorKind::Unavailable,
-                    format!("database busy: gave up after {attempt} attempts"),
-                ));
+                return Err(gave_up(attempt));
             }
             thread::sleep(backoff(attempt));
         }

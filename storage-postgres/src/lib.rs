@@ -223,10 +223,7 @@ impl PgStore {
                 return Err(unavailable(&err));
             }
             if attempt >= MAX_ATTEMPTS {
-                return Err(StorageError::new(
-                    StorageErrorKind::Unavailable,
-                    format!("database busy: gave up after {attempt} attempts"),
-                ));
+                return Err(gave_up(attempt));
             }
             thread::sleep(backoff(attempt));
         }
@@ -306,6 +303,14 @@ pub(crate) fn unavailable(e: &postgres::Error) -> StorageError {
         None => "database request failed".to_owned(),
     };
     StorageError::new(StorageErrorKind::Unavailable, message)
+}
+
+/// Retries of transient failures ran out.
+pub(crate) fn gave_up(attempt: u32) -> StorageError {
+    StorageError::new(
+        StorageErrorKind::Unavailable,
+        format!("database busy: gave up after {attempt} attempts"),
+    )
 }
 
 /// 2 ms doubling per attempt, capped at 200 ms, with jitter so that the

@@ -306,3 +306,31 @@ fn bookings_probe_first_only_while_conflicts_are_frequent() {
         "a rare conflict: refused by the constraint, then probed"
     );
 }
+
+/// Without the probe, a row outside the exclusion constraint (an
+/// overbooked one) in a booking's way is still found: the call is refused
+/// like one the constraint refuses, and the probing call names the claim.
+#[test]
+fn an_overbooked_row_refuses_a_booking_that_does_not_probe() {
+    let store = app_store();
+    let t = TenantId("probe-overbooked".into());
+    let mut over = booking("over", "ward", 0, None);
+    if let Op::Insert { overbook, .. } = &mut over.ops[0] {
+        *overbook = true;
+    }
+    store.commit(&t, over).unwrap();
+    let before = store.booking_calls().calls;
+    let e = store
+        .commit(&t, booking("after", "ward", 0, None))
+        .unwrap_err();
+    assert_eq!(e.code(), "slot_unavailable");
+    assert_eq!(
+        store.booking_calls().calls - before,
+        2,
+        "refused without the probe, then probed"
+    );
+    // Next to it the slot is free.
+    store
+        .commit(&t, booking("beside", "ward", 1, None))
+        .unwrap();
+}
