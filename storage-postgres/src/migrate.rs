@@ -8,7 +8,7 @@ use postgres::Transaction;
 use crate::{Fail, PgStore};
 
 /// The newest schema version this adapter knows.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The migrations, in order: (version, SQL).
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../migrations/0004_one_round_trip_booking.sql"),
     ),
     (5, include_str!("../migrations/0005_probe_checks.sql")),
+    (6, include_str!("../migrations/0006_index_plans_only.sql")),
 ];
 
 /// Advisory lock key serializing migrations (any value not used elsewhere;

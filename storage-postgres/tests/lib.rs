@@ -16,6 +16,7 @@ mod conformance;
 mod encryption;
 mod multiprocess;
 mod pg;
+mod plans;
 mod rls;
 mod schema;
 mod stress;
