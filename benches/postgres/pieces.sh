@@ -17,40 +17,11 @@ cd "$(dirname "$0")/../.."
 
 secs="${1:-4}"
 rounds="${2:-3}"
-pg_bin="${MEDSCHED_PG_BIN:-/usr/lib/postgresql/15/bin}"
-for b in initdb pg_ctl psql pgbench; do
-  [ -x "$pg_bin/$b" ] || { echo "missing $pg_bin/$b: apt-get install postgresql-15" >&2; exit 1; }
-done
-
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-echo "== build (release)"
-cargo build --release --locked -q -p medsched-postgres --example pg_bench
-
-dir="$(mktemp -d /tmp/medsched-pieces.XXXXXX)"
-started=0
-cleanup() {
-  if [ "$started" = 1 ]; then
-    as_pg "$pg_bin/pg_ctl" -D "$dir/data" -m immediate -w stop > /dev/null 2>&1 || true
-  fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
-chmod 755 "$dir"
-
-as_pg "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C --encoding=UTF8 > /dev/null
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-as_pg "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-  -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c track_wal_io_timing=on" \
-  start > /dev/null
-started=1
+# shellcheck source=benches/postgres/server.sh
+. benches/postgres/server.sh
+[ -x "$pg_bin/pgbench" ] || { echo "missing $pg_bin/pgbench: apt-get install postgresql-15" >&2; exit 1; }
+start_bench_server medsched-pieces -c track_wal_io_timing=on
 psql() { "$pg_bin/psql" -X -q -h 127.0.0.1 -p "$port" -U postgres "$@"; }
-psql -d postgres -c "CREATE DATABASE bench"
-"$pg_bin/postgres" --version
 
 # The schema, the runtime role and the raw table, as pg_bench prepares them
 # (it runs no case here).

@@ -15,51 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 secs="${1:-4}"
-pg_bin="${MEDSCHED_PG_BIN:-/usr/lib/postgresql/15/bin}"
-extra_opts="${MEDSCHED_BENCH_PG_OPTS:-}"
-for b in initdb pg_ctl; do
-  [ -x "$pg_bin/$b" ] || { echo "missing $pg_bin/$b: apt-get install postgresql-15" >&2; exit 1; }
-done
-
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-
-echo "== build (release)"
-cargo build --release --locked -q -p medsched-postgres --example pg_bench
-
-dir="$(mktemp -d /tmp/medsched-pgbench.XXXXXX)"
-started=0
-cleanup() {
-  if [ "$started" = 1 ]; then
-    as_pg "$pg_bin/pg_ctl" -D "$dir/data" -m immediate -w stop > /dev/null 2>&1 || true
-  fi
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-[ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
-
-echo "== throwaway postgresql in $dir"
-as_pg "$pg_bin/initdb" -D "$dir/data" -U postgres --auth=trust --locale=C --encoding=UTF8 > /dev/null
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2> /dev/null \
-    || echo $((20000 + RANDOM % 40000))
-}
-for attempt in 1 2 3 4 5; do
-  port="$(free_port)"
-  # shellcheck disable=SC2086
-  if as_pg "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$dir -c max_connections=100 $extra_opts" \
-      start > /dev/null; then
-    started=1
-    break
-  fi
-  [ "$attempt" = 5 ] && { cat "$dir/server.log" >&2; exit 1; }
-done
-as_pg "$pg_bin/psql" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE DATABASE bench" > /dev/null
-"$pg_bin/postgres" --version
+# shellcheck source=benches/postgres/server.sh
+. benches/postgres/server.sh
+# shellcheck disable=SC2086
+start_bench_server medsched-pgbench ${MEDSCHED_BENCH_PG_OPTS:-}
 echo "fsync / synchronous_commit: $(as_pg "$pg_bin/psql" -At -h 127.0.0.1 -p "$port" -U postgres -d bench \
   -c "SELECT current_setting('fsync') || ' / ' || current_setting('synchronous_commit')")"
 
