@@ -16,13 +16,13 @@ use crate::pg::app_store;
 
 const THREADS: usize = 16;
 
-fn at(slot: i64) -> DateTime<Utc> {
+pub(crate) fn at(slot: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2031, 3, 3, 8, 0, 0).unwrap() + TimeDelta::minutes(30 * slot)
 }
 
 /// A booking of `id` on `resource` in slot `slot`: the appointment, its
 /// booked event and its audit record, as the engine commits it.
-fn booking(id: &str, resource: &str, slot: i64, key: Option<&str>) -> Batch {
+pub(crate) fn booking(id: &str, resource: &str, slot: i64, key: Option<&str>) -> Batch {
     let appointment = Appointment {
         id: id.into(),
         type_id: None,

@@ -6,72 +6,17 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use medsched_postgres::PgStore;
-use medsched_storage::{
-    Appointment, AppointmentStatus, Batch, BookingsQuery, Claim, EventData, EventKind, NewAudit,
-    NewEvent, Op, Store, TenantId,
-};
+use medsched_storage::{BookingsQuery, Store, TenantId};
 use postgres::{Client, NoTls};
 
+// Bookings as the engine commits them: the appointment, its booked event
+// and its audit record (so the audit chain's head is looked up too).
+use crate::combine::{at, booking};
 use crate::pg::server;
 
 const ROLE: &str = "medsched_plans_app";
 const TENANT: &str = "plans";
-
-fn at(slot: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2031, 5, 5, 8, 0, 0).unwrap() + TimeDelta::minutes(30 * slot)
-}
-
-/// A booking as the engine commits it: the appointment, its booked event
-/// and its audit record (so the audit chain's head is looked up too).
-fn booking(id: &str, slot: i64) -> Batch {
-    Batch {
-        now: at(-100),
-        idempotency: None,
-        ops: vec![
-            Op::Insert {
-                claims: vec![Claim {
-                    resource: "room-1".into(),
-                    capacity: 1,
-                }],
-                appointment: Appointment {
-                    id: id.into(),
-                    type_id: None,
-                    patient: Some("patient-1".into()),
-                    resources: vec!["room-1".into()],
-                    start: Some(at(slot)),
-                    end: Some(at(slot + 1)),
-                    status: AppointmentStatus::Booked,
-                    buffer_before_min: 0,
-                    buffer_after_min: 0,
-                    reason: None,
-                    notes: None,
-                },
-                hold_expires_at: None,
-                overbook: false,
-            },
-            Op::Emit(NewEvent {
-                kind: EventKind::Booked,
-                due_at: at(-100),
-                data: EventData {
-                    appointment: Some(id.into()),
-                    ..EventData::default()
-                },
-            }),
-            Op::Audit(NewAudit {
-                at: at(-100),
-                actor: "desk".to_owned(),
-                action: "appointment.book".to_owned(),
-                record: id.to_owned(),
-                decision: "allow".to_owned(),
-                reason_code: "receptionist".to_owned(),
-                policy_version: "v1".to_owned(),
-                break_glass: false,
-            }),
-        ],
-    }
-}
 
 /// Sequential scans of the busy rows and of the audit trail so far, as
 /// the statistics of ended sessions count them.
@@ -160,7 +105,9 @@ fn plans_made_on_empty_tables_stay_index_look_ups() {
         rows.len()
     };
     // The connection plans its statements on empty tables...
-    store.commit(&tenant, booking("first", 0)).unwrap();
+    store
+        .commit(&tenant, booking("first", "room-1", 0, None))
+        .unwrap();
     assert_eq!(read(&store), 1);
     // ...the tables grow (another writer: the same rows a busy clinic
     // would have, far from the slots booked here)...
@@ -184,10 +131,16 @@ fn plans_made_on_empty_tables_stay_index_look_ups() {
     // ...and the same connection books (without and with the probe: the
     // second booking of slot 1 is refused, then probed), appends to the
     // audit chain and reads availability again.
-    store.commit(&tenant, booking("second", 1)).unwrap();
-    let e = store.commit(&tenant, booking("third", 1)).unwrap_err();
+    store
+        .commit(&tenant, booking("second", "room-1", 1, None))
+        .unwrap();
+    let e = store
+        .commit(&tenant, booking("third", "room-1", 1, None))
+        .unwrap_err();
     assert_eq!(e.code(), "slot_unavailable");
-    store.commit(&tenant, booking("fourth", 2)).unwrap();
+    store
+        .commit(&tenant, booking("fourth", "room-1", 2, None))
+        .unwrap();
     assert_eq!(read(&store), 3);
     drop(store);
     sessions_ended(&mut admin);
