@@ -92,7 +92,9 @@ impl Engine {
         let core = &self.core;
         py.detach(|| {
             let _now = CallNow::set(now);
-            f(core)
+            // A panic never crosses into Python: it becomes `internal_error`.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(core)))
+                .unwrap_or_else(|_| Err(errors::caught_panic()))
         })
         .map_err(|e| errors::to_py(py, &e))
     }
@@ -104,14 +106,16 @@ impl Engine {
     #[staticmethod]
     #[pyo3(signature = (policy_toml, clock = None))]
     fn in_memory(py: Python<'_>, policy_toml: &str, clock: Option<Py<PyAny>>) -> PyResult<Self> {
-        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
-        let core_clock: Arc<dyn Clock> = match clock {
-            Some(_) => Arc::new(CallClock),
-            None => Arc::new(FnClock(Utc::now)),
-        };
-        Ok(Self {
-            core: Arc::new(Core::new(Arc::new(MemoryStore::new()), core_clock, policy)),
-            clock,
+        errors::guard(py, || {
+            let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+            let core_clock: Arc<dyn Clock> = match clock {
+                Some(_) => Arc::new(CallClock),
+                None => Arc::new(FnClock(Utc::now)),
+            };
+            Ok(Self {
+                core: Arc::new(Core::new(Arc::new(MemoryStore::new()), core_clock, policy)),
+                clock,
+            })
         })
     }
 
@@ -132,17 +136,19 @@ impl Engine {
         migrate: bool,
         clock: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
-        let store = py
-            .detach(|| open_postgres(dsn, keyring, max_connections, migrate))
-            .map_err(|e| errors::to_py(py, &e))?;
-        let core_clock: Arc<dyn Clock> = match clock {
-            Some(_) => Arc::new(CallClock),
-            None => Arc::new(FnClock(Utc::now)),
-        };
-        Ok(Self {
-            core: Arc::new(Core::new(store, core_clock, policy)),
-            clock,
+        errors::guard(py, || {
+            let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+            let store = py
+                .detach(|| open_postgres(dsn, keyring, max_connections, migrate))
+                .map_err(|e| errors::to_py(py, &e))?;
+            let core_clock: Arc<dyn Clock> = match clock {
+                Some(_) => Arc::new(CallClock),
+                None => Arc::new(FnClock(Utc::now)),
+            };
+            Ok(Self {
+                core: Arc::new(Core::new(store, core_clock, policy)),
+                clock,
+            })
         })
     }
 
@@ -579,6 +585,16 @@ impl Engine {
         self.run(py, move |core| core.ack_event(&who, event_id, &worker))
     }
 
+    /// Panics inside the engine call path, to show that a panic reaches
+    /// Python as `InternalError` (code `internal_error`). Testing aid; not
+    /// part of the API.
+    fn _panic_for_test(&self, py: Python<'_>) -> PyResult<()> {
+        #[allow(clippy::panic)]
+        self.run(py, |_core| -> Result<(), CoreError> {
+            panic!("medsched test panic")
+        })
+    }
+
     fn __repr__(&self) -> String {
         "Engine(store='memory')".to_owned()
     }
@@ -591,14 +607,9 @@ fn open_postgres(
     max_connections: usize,
     migrate: bool,
 ) -> Result<Arc<dyn Store>, CoreError> {
+    use medsched_core::records::StorageError;
     use medsched_postgres::{KeyRing, PgConfig, PgStore, SetupError};
-    let setup = |e: SetupError| match e {
-        SetupError::Storage(s) => CoreError::from(s),
-        other => CoreError::InvalidInput {
-            field: "database".into(),
-            detail: other.to_string(),
-        },
-    };
+    let setup = |e: SetupError| CoreError::from(StorageError::from(e));
     let mut config = PgConfig::new(dsn).max_connections(max_connections.max(1));
     if let Some(spec) = keyring {
         config = config.keyring(KeyRing::parse(spec)?);

@@ -10,6 +10,8 @@ pub(crate) const EXIT_IO: u8 = 1;
 pub(crate) const EXIT_INPUT: u8 = 2;
 /// Exit status of `check` when at least one occurrence conflicts.
 pub(crate) const EXIT_CONFLICT: u8 = 3;
+/// Exit status of a defect (`internal_error`: a caught panic).
+pub(crate) const EXIT_INTERNAL: u8 = 4;
 
 /// Longest piece of user input echoed in a message.
 const ECHO_MAX: usize = 80;
@@ -38,6 +40,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Io { .. } => ExitCode::from(EXIT_IO),
+            CliError::Core(e) if e.code() == "internal_error" => ExitCode::from(EXIT_INTERNAL),
             CliError::Core(_) | CliError::Input(_) => ExitCode::from(EXIT_INPUT),
         }
     }

@@ -291,12 +291,26 @@ fn expand_shifts_a_dtstart_in_the_gap_forward() {
 
 #[test]
 fn expand_skip_nonexistent_drops_it_and_reads_stdin() {
+    // RFC 5545 §3.3.10: a generated time in the gap is dropped and not
+    // counted toward COUNT.
+    let text = "DTSTART;TZID=America/New_York:20240309T023000\nRRULE:FREQ=DAILY;COUNT=3\n";
+    let o = medsched_stdin(&["expand", "--skip-nonexistent"], Some(text));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [
+            "2024-03-09T02:30:00-05:00",
+            "2024-03-11T02:30:00-04:00",
+            "2024-03-12T02:30:00-04:00"
+        ]
+    );
+    // DTSTART itself is always kept, read with the offset before the gap.
     let text = std::fs::read_to_string(fixture("dst-gap.ics")).unwrap();
     let o = medsched_stdin(&["expand", "--skip-nonexistent"], Some(&text));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).lines().collect::<Vec<_>>(),
-        ["2024-03-11T02:30:00-04:00"]
+        ["2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"]
     );
 }
 
@@ -792,4 +806,16 @@ fn policy_help_documents_the_clock_and_exit_codes() {
     assert!(out.contains("phi.read"), "{out}");
     let o = medsched(&["--help"]);
     assert!(stdout(&o).contains("policy"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_panic_becomes_one_internal_error_line() {
+    let o = medsched(&["debug-panic"]);
+    assert_error(&o, "internal_error", 4);
+    let err = stderr(&o);
+    assert!(
+        !err.contains("debug-panic"),
+        "the panic message leaked: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }

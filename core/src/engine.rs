@@ -686,11 +686,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn booking_of(c: Committed, warnings: Vec<Reason>) -> Result<Booking, Error> {
-        let appointment = c
-            .appointments
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::invalid("store result", "no appointment returned"))?;
+        let appointment =
+            c.appointments.into_iter().next().ok_or_else(|| {
+                Error::internal("the store returned no appointment for an insert")
+            })?;
         Ok(Booking {
             appointment,
             replayed: c.replayed,
@@ -794,7 +793,7 @@ impl<S: Store> Engine<S> {
         c.appointments
             .into_iter()
             .next()
-            .ok_or_else(|| Error::invalid("store result", "no appointment returned"))
+            .ok_or_else(|| Error::internal("the store returned no appointment for an insert"))
     }
 
     /// Cancels an appointment, recording who and why (a reason code) in the

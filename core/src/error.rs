@@ -173,6 +173,19 @@ pub enum Error {
         /// The denial reason code.
         reason: &'static str,
     },
+    /// A broken invariant or a caught panic: a defect in medsched, never
+    /// the answer to bad input. The message carries no input.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// Which invariant, in medsched's words.
+        detail: String,
+    },
+    /// The store's schema is newer than this build knows.
+    #[error("{detail}")]
+    SchemaTooNew {
+        /// The versions found and known.
+        detail: String,
+    },
     /// A clinic file or document that cannot be parsed.
     #[error("malformed {format} document: {detail}")]
     Malformed {
@@ -206,6 +219,8 @@ impl Error {
             Error::Integrity { .. } => "integrity_error",
             Error::PolicyInvalid { .. } => "policy_invalid",
             Error::PermissionDenied { .. } => "permission_denied",
+            Error::Internal { .. } => "internal_error",
+            Error::SchemaTooNew { .. } => "schema_too_new",
         }
     }
 
@@ -230,6 +245,8 @@ impl Error {
         "integrity_error",
         "policy_invalid",
         "permission_denied",
+        "internal_error",
+        "schema_too_new",
     ];
 
     /// Whether retrying the same call may succeed.
@@ -240,6 +257,14 @@ impl Error {
     pub(crate) fn unknown_zone(name: &str) -> Self {
         Error::UnknownZone {
             name: truncate(name),
+        }
+    }
+
+    /// The error of a broken invariant or a caught panic; `what` is
+    /// medsched's own text, never input.
+    pub fn internal(what: &'static str) -> Self {
+        Error::Internal {
+            detail: what.to_owned(),
         }
     }
 
@@ -277,37 +302,49 @@ pub(crate) fn truncate(s: &str) -> String {
 }
 
 impl From<medsched_storage::StorageError> for Error {
+    /// Every storage kind has its own arm (the kind enum is exhaustive, so
+    /// a new kind does not compile until it is mapped here); the record id
+    /// a store names is kept.
     fn from(e: medsched_storage::StorageError) -> Self {
         use medsched_storage::StorageErrorKind as K;
+        let kind_of = |what: &str| match what {
+            "appointment" | "appointment key" => RecordKind::Appointment,
+            "event" => RecordKind::Event,
+            "catalog of tenant" => RecordKind::Catalog,
+            "waitlist entry" => RecordKind::WaitlistEntry,
+            _ => RecordKind::Other,
+        };
         let detail = e.to_string();
         match e.kind() {
             K::NotFound => {
                 let (what, id) = e.record().unwrap_or(("record", ""));
-                let kind = match what {
-                    "appointment" | "appointment key" => RecordKind::Appointment,
-                    "event" => RecordKind::Event,
-                    "catalog of tenant" => RecordKind::Catalog,
-                    _ => RecordKind::Other,
-                };
                 Error::NotFound {
-                    kind,
+                    kind: kind_of(what),
                     id: truncate(id),
                 }
             }
+            K::Duplicate => match e.record() {
+                Some((what, id)) => Error::DuplicateId {
+                    kind: kind_of(what),
+                    id: truncate(id),
+                },
+                None => Error::DuplicateId {
+                    kind: RecordKind::Other,
+                    id: String::new(),
+                },
+            },
             K::SlotTaken => Error::SlotUnavailable {
                 resource: e.resource().map(|r| r.0.clone()),
                 reasons: vec![],
             },
             K::VersionConflict => Error::VersionConflict { detail },
-            K::Duplicate => Error::DuplicateId {
-                kind: RecordKind::Appointment,
-                id: detail,
-            },
             K::IdempotencyMismatch => Error::IdempotencyMismatch,
             K::LeaseLost => Error::LeaseLost { detail },
             K::Integrity => Error::Integrity { detail },
             K::Invalid => Error::invalid("store request", detail),
-            _ => Error::StorageUnavailable { detail },
+            K::Unavailable => Error::StorageUnavailable { detail },
+            K::SchemaTooNew => Error::SchemaTooNew { detail },
+            K::Internal => Error::Internal { detail },
         }
     }
 }
@@ -364,6 +401,8 @@ mod tests {
                 action: "phi.read",
                 reason: "no_grant",
             },
+            Error::internal("sample"),
+            Error::SchemaTooNew { detail: "d".into() },
         ];
         assert!(samples
             .iter()
@@ -377,6 +416,36 @@ mod tests {
                 "{code} missing from docs/error-codes.md"
             );
         }
+    }
+
+    #[test]
+    fn every_storage_kind_keeps_its_code_and_record() {
+        use medsched_storage::{StorageError, StorageErrorKind as K};
+        let kinds = [
+            K::NotFound,
+            K::SlotTaken,
+            K::VersionConflict,
+            K::Duplicate,
+            K::IdempotencyMismatch,
+            K::LeaseLost,
+            K::Unavailable,
+            K::Integrity,
+            K::Invalid,
+            K::SchemaTooNew,
+            K::Internal,
+        ];
+        for kind in kinds {
+            let s = StorageError::new(kind, "broken");
+            let e = Error::from(s.clone());
+            assert_eq!(e.code(), s.code(), "{kind:?}");
+            assert_eq!(e.is_temporary(), kind == K::Unavailable, "{kind:?}");
+        }
+        let e = Error::from(StorageError::duplicate("waitlist entry", "w-1"));
+        assert_eq!(e.to_string(), "duplicate waitlist entry id `w-1`");
+        let e = Error::from(StorageError::duplicate("appointment", "a-1"));
+        assert_eq!(e.to_string(), "duplicate appointment id `a-1`");
+        let e = Error::from(StorageError::not_found("waitlist entry", "w-2"));
+        assert_eq!(e.to_string(), "waitlist entry `w-2` not found");
     }
 
     #[test]

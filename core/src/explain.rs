@@ -225,8 +225,9 @@ impl Schedule {
             s + ty.reach_after() + 8 * DAY,
         );
         let mut reasons = self.reasons(&mut ev, r, res, t, ty, s, now.timestamp());
+        ev.check()?;
         // The verdict is the listing predicate's; the reasons explain it.
-        let mut bookable = self.predicate(r, t, s, now.timestamp());
+        let mut bookable = self.predicate(r, t, s, now.timestamp())?;
         let mut warnings = Vec::new();
         if let Some(p) = patient {
             let found = self.patient_overlaps(p, s, s + ty.duration, None);
@@ -250,12 +251,16 @@ impl Schedule {
 
     /// Whether the listing predicate admits `start` for this resource; the
     /// same code that lists slots, run over the one start.
-    pub(crate) fn predicate(&self, r: u32, t: u32, s: i64, now: i64) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecurrenceTooLarge`] when working hours cannot be expanded.
+    pub(crate) fn predicate(&self, r: u32, t: u32, s: i64, now: i64) -> Result<bool, Error> {
         let (Some(res), Some(ty)) = (self.res(r), self.ty(t)) else {
-            return false;
+            return Ok(false);
         };
         if !ty.groups.iter().any(|g| g.members.contains(&r)) {
-            return false;
+            return Ok(false);
         }
         let mut ev = Evaluator::new(
             self,
@@ -266,7 +271,8 @@ impl Schedule {
         ev.resource_starts(res, self.busy_of(r), t, ty, s, s + 1, now, |x| {
             admitted |= x == s
         });
-        admitted
+        ev.check()?;
+        Ok(admitted)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -555,7 +561,7 @@ impl Schedule {
         let mut conflicts = Vec::new();
         for &r in &candidates {
             let Some(res) = self.res(r) else { continue };
-            if self.predicate(r, t, s, now) {
+            if self.predicate(r, t, s, now)? {
                 free.push(r);
             } else {
                 let reasons = self.reasons(&mut ev, r, res, t, ty, s, now);
@@ -565,6 +571,7 @@ impl Schedule {
                 });
             }
         }
+        ev.check()?;
         let assignment = if chosen.is_empty() {
             assign(ty, &free, None)
         } else if conflicts.is_empty() {

@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveTime, Timelike};
 use chrono_tz::Tz;
-use medsched_storage::{
-    Appointment, AppointmentType, Clinic, LocalBlock, Nonexistent, Settings, WorkingHours,
-};
+use medsched_storage::{Appointment, AppointmentType, Clinic, LocalBlock, Settings, WorkingHours};
 
 use crate::error::{Error, RecordKind};
 use crate::recurrence::{Moment, Recurrence};
@@ -26,7 +24,6 @@ pub(crate) struct HoursRule {
     pub(crate) end_tod: i64,
     /// Whether the block ends on the next local day.
     pub(crate) next_day: bool,
-    pub(crate) policy: Nonexistent,
 }
 
 /// A block of an override date, as seconds after local midnight.
@@ -616,7 +613,6 @@ fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Erro
         rec,
         end_tod: tod(wh.end),
         next_day: wh.end <= wh.dtstart.time(),
-        policy: wh.nonexistent,
     })
 }
 

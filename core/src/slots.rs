@@ -182,7 +182,7 @@ impl Schedule {
     /// [`Error::EndBeforeStart`] and [`Error::WindowTooLarge`] for a bad window.
     pub fn slots(&self, q: &SlotQuery) -> Result<Slots, Error> {
         let p = self.prepare(q)?;
-        let per = self.starts_for(&p, &p.candidates);
+        let per = self.starts_for(&p, &p.candidates)?;
         Ok(self.assemble(&p, per))
     }
 
@@ -196,7 +196,7 @@ impl Schedule {
         let p = self.prepare(q)?;
         let threads = threads.clamp(1, 64).min(p.candidates.len().max(1));
         if threads <= 1 {
-            let per = self.starts_for(&p, &p.candidates);
+            let per = self.starts_for(&p, &p.candidates)?;
             return Ok(self.assemble(&p, per));
         }
         let chunk = p.candidates.len().div_ceil(threads);
@@ -208,9 +208,12 @@ impl Schedule {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::internal("slot search thread panicked")))
+                })
+                .collect::<Result<Vec<_>, Error>>()
+        })?;
         // The first part keeps its buffer; the others are appended.
         let mut parts = parts.into_iter();
         let mut entries = parts.next().unwrap_or_default();
@@ -224,9 +227,9 @@ impl Schedule {
 
     /// Entries `(resource, start)` of the candidate resources, in the
     /// order of `resources` then start.
-    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Vec<SlotEntry> {
+    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Result<Vec<SlotEntry>, Error> {
         let Some(ty) = self.ty(p.type_idx) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut ev = Evaluator::new(self, p.from - ty.reach_before(), p.to + ty.reach_after());
         let mut out = Vec::new();
@@ -249,7 +252,8 @@ impl Schedule {
                 out.reserve(out.len().saturating_mul(resources.len()).min(1 << 24));
             }
         }
-        out
+        ev.check()?;
+        Ok(out)
     }
 
     fn assemble(&self, p: &Prepared, entries: Vec<SlotEntry>) -> Slots {
@@ -325,7 +329,9 @@ impl Schedule {
             .res(r)
             .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
-        Ok(ev.open(res, from, to).to_vec())
+        let open = ev.open(res, from, to).to_vec();
+        ev.check()?;
+        Ok(open)
     }
 
     /// Busy time of a resource in a window: where appointments (widened by
@@ -362,6 +368,7 @@ impl Schedule {
             .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
         ev.free(res, self.busy_of(r), from, to);
+        ev.check()?;
         Ok(ev.free.clone())
     }
 

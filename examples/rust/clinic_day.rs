@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo run -p medsched-examples --bin clinic-day`
 #![allow(clippy::print_stdout)] // an example prints
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

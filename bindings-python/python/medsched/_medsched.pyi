@@ -616,6 +616,9 @@ class Engine:
     def ack_event(self, principal: Principal, event_id: int, worker: str) -> None:
         """Acknowledges a delivered event. Raises ``ConflictError``
         (``lease_lost``) when the lease lapsed or another worker holds it."""
+    def _panic_for_test(self) -> None:
+        """Panics inside the engine call path; raises ``InternalError``
+        (``internal_error``). Testing aid, not part of the API."""
 
 def _error_class_name(code: str) -> str | None:
     """The ``medsched`` exception class name for an error code (testing aid)."""
