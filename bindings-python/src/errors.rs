@@ -18,7 +18,8 @@ fn class_for(code: &str) -> Option<&'static str> {
         | "window_too_large"
         | "malformed_document"
         | "policy_invalid"
-        | "recurrence_too_large" => "InvalidInputError",
+        | "recurrence_too_large"
+        | "output_too_large" => "InvalidInputError",
         "not_found" => "NotFoundError",
         "permission_denied" => "PermissionDeniedError",
         "slot_unavailable" => "SlotUnavailableError",
@@ -152,6 +153,10 @@ pub(crate) fn raise_sample_error(py: Python<'_>, code: &str) -> PyResult<()> {
             reason: "sample",
         },
         "internal_error" => Error::internal("sample"),
+        "output_too_large" => Error::OutputTooLarge {
+            what: "slot entries",
+            limit: 1,
+        },
         "schema_too_new" => Error::SchemaTooNew {
             detail: "sample".into(),
         },

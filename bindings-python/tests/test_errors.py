@@ -30,6 +30,7 @@ FAMILIES: dict[type[medsched.Error], tuple[type[Exception] | None, set[str]]] = 
             "malformed_document",
             "policy_invalid",
             "recurrence_too_large",
+            "output_too_large",
         },
     ),
     medsched.NotFoundError: (LookupError, {"not_found"}),

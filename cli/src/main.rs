@@ -277,7 +277,7 @@ fn main() -> ExitCode {
         )))
     });
     match result {
-        Ok(out) => finish(&out),
+        Ok(out) => finish(out),
         Err(e) => report(&e),
     }
 }
@@ -297,8 +297,18 @@ fn run(command: Command) -> Result<Out, CliError> {
 }
 
 /// Writes a command's output and notes; returns its exit status.
-fn finish(out: &Out) -> ExitCode {
-    if let Err(e) = write_stdout(&out.text) {
+fn finish(out: Out) -> ExitCode {
+    let written = write_stdout(&out.text).and_then(|()| match out.body {
+        Some(body) => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            match (body.0)(&mut w).and_then(|()| w.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
+        }
+        None => Ok(()),
+    });
+    if let Err(e) = written {
         return report(&CliError::Io {
             what: "standard output".into(),
             detail: one_line(&e.to_string()),

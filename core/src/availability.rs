@@ -145,15 +145,7 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn open(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
         self.hours(res, from, to);
         self.away.clear();
-        let lo = res.away.partition_point(|a| a.end <= from);
-        for a in res.away.get(lo..).unwrap_or_default() {
-            if a.start >= to {
-                break;
-            }
-            if a.end > from {
-                self.away.push((a.start, a.end));
-            }
-        }
+        res.away_in(from, to, &mut self.away);
         self.away.sort_unstable();
         self.open.clear();
         interval::subtract(&self.blocks, &self.away, &mut self.open);

@@ -90,6 +90,10 @@ impl Default for EngineConfig {
     }
 }
 
+/// Longest hold, seconds (a day): a hold is a short reservation before
+/// confirmation, and a longer one would outlive the instants it can name.
+pub const MAX_HOLD_SECS: i64 = 24 * 60 * 60;
+
 /// A request to book (or hold) one appointment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BookRequest {
@@ -727,7 +731,13 @@ impl<S: Store> Engine<S> {
         ttl_secs: Option<i64>,
         extra: Vec<Op>,
     ) -> Result<Booking, Error> {
-        let ttl = ttl_secs.unwrap_or(self.config.default_hold_secs).max(1);
+        let ttl = ttl_secs.unwrap_or(self.config.default_hold_secs);
+        if !(1..=MAX_HOLD_SECS).contains(&ttl) {
+            return Err(Error::invalid(
+                "hold ttl",
+                format!("must be from 1 to {MAX_HOLD_SECS} seconds"),
+            ));
+        }
         self.book_or_hold(tenant, req, Some(ttl), extra)
     }
 

@@ -173,6 +173,14 @@ pub enum Error {
         /// The denial reason code.
         reason: &'static str,
     },
+    /// An answer larger than the core returns.
+    #[error("the answer has more than {limit} {what}; narrow the window or the resources")]
+    OutputTooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
     /// A broken invariant or a caught panic: a defect in medsched, never
     /// the answer to bad input. The message carries no input.
     #[error("internal error: {detail}")]
@@ -219,6 +227,7 @@ impl Error {
             Error::Integrity { .. } => "integrity_error",
             Error::PolicyInvalid { .. } => "policy_invalid",
             Error::PermissionDenied { .. } => "permission_denied",
+            Error::OutputTooLarge { .. } => "output_too_large",
             Error::Internal { .. } => "internal_error",
             Error::SchemaTooNew { .. } => "schema_too_new",
         }
@@ -245,6 +254,7 @@ impl Error {
         "integrity_error",
         "policy_invalid",
         "permission_denied",
+        "output_too_large",
         "internal_error",
         "schema_too_new",
     ];
@@ -400,6 +410,10 @@ mod tests {
             Error::PermissionDenied {
                 action: "phi.read",
                 reason: "no_grant",
+            },
+            Error::OutputTooLarge {
+                what: "slot entries",
+                limit: 1,
             },
             Error::internal("sample"),
             Error::SchemaTooNew { detail: "d".into() },

@@ -319,7 +319,7 @@ impl Schedule {
         if !interval::covers(&hours, need_start, need_end) {
             reasons.push(Reason::OutsideHours);
         }
-        for a in &res.away {
+        for a in res.away_lists().into_iter().flatten() {
             if a.start < need_end && a.end > need_start {
                 let id = self
                     .time_off_ids

@@ -67,7 +67,40 @@ pub(crate) struct Res {
     pub(crate) overrides: Vec<(i64, Vec<DayBlock>)>,
     /// Sorted by start.
     pub(crate) away: Vec<Away>,
+    /// Longest own time off, seconds.
+    pub(crate) away_longest: i64,
+    /// Time off of the whole clinic, sorted by start; shared.
+    pub(crate) clinic_away: Arc<[Away]>,
+    /// Longest clinic-wide time off, seconds.
+    pub(crate) clinic_away_longest: i64,
     pub(crate) tags: Vec<String>,
+}
+
+impl Res {
+    /// The resource's own and the clinic's time off, each sorted by start.
+    pub(crate) fn away_lists(&self) -> [&[Away]; 2] {
+        [&self.away, &self.clinic_away]
+    }
+
+    /// Appends the time off (own and clinic-wide) overlapping `[from, to)`.
+    pub(crate) fn away_in(&self, from: i64, to: i64, out: &mut Vec<crate::interval::Span>) {
+        for (list, longest) in [
+            (&self.away[..], self.away_longest),
+            (&self.clinic_away[..], self.clinic_away_longest),
+        ] {
+            // Sorted by start: nothing starting before `from - longest`
+            // reaches `from`.
+            let lo = list.partition_point(|a| a.start < from.saturating_sub(longest));
+            for a in list.get(lo..).unwrap_or_default() {
+                if a.start >= to {
+                    break;
+                }
+                if a.end > from {
+                    out.push((a.start, a.end));
+                }
+            }
+        }
+    }
 }
 
 /// The appointments that hold time on one resource.
@@ -228,6 +261,19 @@ fn minutes(field: impl Fn() -> String, value: u32, min: u32) -> Result<i64, Erro
     }
     if value > 366 * 24 * 60 {
         return Err(Error::invalid(field(), "must be at most a year"));
+    }
+    Ok(i64::from(value) * MINUTE)
+}
+
+/// Longest buffer before or after an appointment, minutes (a day).
+pub const MAX_BUFFER_MIN: u32 = 24 * 60;
+
+fn buffer(field: impl Fn() -> String, value: u32) -> Result<i64, Error> {
+    if value > MAX_BUFFER_MIN {
+        return Err(Error::invalid(
+            field(),
+            format!("must be at most {MAX_BUFFER_MIN} minutes"),
+        ));
     }
     Ok(i64::from(value) * MINUTE)
 }
@@ -407,6 +453,9 @@ impl Catalog {
                 rules: Vec::new(),
                 overrides: Vec::new(),
                 away: Vec::new(),
+                away_longest: 0,
+                clinic_away: Arc::from(Vec::new()),
+                clinic_away_longest: 0,
                 tags: r.tags.clone(),
             });
         }
@@ -427,20 +476,44 @@ impl Catalog {
             res.rules.push(rule);
         }
 
+        // Overrides of one date are joined: sorted once, then merged in
+        // one pass (n log n, not a search per override).
         for ov in &clinic.overrides {
             let r = lookup(ov.resource.as_str())?;
             let day = day_of_date(ov.date);
             if let Some(res) = resources.get_mut(r as usize) {
                 let blocks = ov.blocks.iter().map(day_block).collect::<Vec<_>>();
-                match res.overrides.iter_mut().find(|(d, _)| *d == day) {
-                    Some((_, existing)) => existing.extend(blocks),
-                    None => res.overrides.push((day, blocks)),
+                res.overrides.push((day, blocks));
+            }
+        }
+        for res in &mut resources {
+            res.overrides.sort_by_key(|(d, _)| *d);
+            let mut merged: Vec<(i64, Vec<DayBlock>)> = Vec::with_capacity(res.overrides.len());
+            for (day, blocks) in res.overrides.drain(..) {
+                match merged.last_mut() {
+                    Some((d, existing)) if *d == day => existing.extend(blocks),
+                    _ => merged.push((day, blocks)),
                 }
             }
+            res.overrides = merged;
         }
 
         let mut time_off_ids = Vec::with_capacity(clinic.time_off.len());
+        let mut seen_time_off = std::collections::HashSet::with_capacity(clinic.time_off.len());
+        let mut clinic_wide = Vec::new();
         for (i, off) in clinic.time_off.iter().enumerate() {
+            if off.id.is_empty() {
+                return Err(Error::invalid(
+                    format!("time_off[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if !seen_time_off.insert(off.id.as_str()) {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::TimeOff,
+                    id: crate::error::truncate(&off.id),
+                });
+            }
             let (start, end) = (off.start.timestamp(), off.end.timestamp());
             if end <= start {
                 return Err(Error::EndBeforeStart {
@@ -459,7 +532,7 @@ impl Catalog {
                         res.away.push(away);
                     }
                 }
-                None => resources.iter_mut().for_each(|res| res.away.push(away)),
+                None => clinic_wide.push(away),
             }
             time_off_ids.push(off.id.clone());
         }
@@ -467,6 +540,12 @@ impl Catalog {
         let mut types = Vec::with_capacity(clinic.appointment_types.len());
         let mut type_index = HashMap::new();
         for (i, t) in clinic.appointment_types.iter().enumerate() {
+            if t.id.as_str().is_empty() {
+                return Err(Error::invalid(
+                    format!("appointment_types[{i}].id"),
+                    "must not be empty",
+                ));
+            }
             if type_index.insert(t.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::AppointmentType,
@@ -480,9 +559,17 @@ impl Catalog {
             .iter()
             .filter_map(|&i| clinic.resources.get(i).cloned())
             .collect();
+        // Clinic-wide time off is one list shared by every resource, so
+        // its size does not multiply by the number of resources.
+        clinic_wide.sort_by_key(|a| (a.start, a.end));
+        let longest = |list: &[Away]| list.iter().map(|a| a.end - a.start).max().unwrap_or(0);
+        let clinic_longest = longest(&clinic_wide);
+        let clinic_wide: Arc<[Away]> = clinic_wide.into();
         for res in &mut resources {
-            res.overrides.sort_by_key(|(d, _)| *d);
             res.away.sort_by_key(|a| (a.start, a.end));
+            res.away_longest = longest(&res.away);
+            res.clinic_away = Arc::clone(&clinic_wide);
+            res.clinic_away_longest = clinic_longest;
         }
         let resource_names: Arc<[String]> = resources.iter().map(|r| r.id.clone()).collect();
         Ok(Self {
@@ -595,6 +682,9 @@ fn in_field(e: Error, place: &str) -> Error {
     }
 }
 
+/// Most block starts a working-hours rule may give in one local day.
+pub const MAX_HOURS_STARTS_PER_DAY: usize = 24;
+
 fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Error> {
     let zone = match &wh.zone {
         Some(z) => parse_zone(z)?,
@@ -602,13 +692,26 @@ fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Erro
     };
     // `end` equal to the start is a 24-hour block (an on-call day), as the
     // record documents: an end not after the start is on the next day.
+    let parts = crate::recurrence::parse_rrule_parts(&wh.rrule)?;
+    // A working-hours rule is expanded on every query from its DTSTART, so
+    // its cadence is bounded at load: at most one block start a day per
+    // FREQ step, and at most 24 block starts a day in all.
+    let per_day = parts.times_per_day();
+    if parts.period_secs() < crate::time::DAY || per_day > MAX_HOURS_STARTS_PER_DAY {
+        return Err(Error::RecurrenceTooLarge {
+            limit: MAX_HOURS_STARTS_PER_DAY,
+        });
+    }
+    if wh.rdates.len() + wh.exdates.len() > crate::recurrence::MAX_DATES {
+        return Err(Error::rrule(format!(
+            "more than {} rdates and exdates",
+            crate::recurrence::MAX_DATES
+        )));
+    }
     let mut rec = Recurrence::new(zone, wh.dtstart, &wh.rrule)?.with_policy(wh.nonexistent);
-    for d in &wh.rdates {
-        rec.add_rdate(Moment::Wall(d.and_time(wh.dtstart.time())));
-    }
-    for d in &wh.exdates {
-        rec.add_exdate(Moment::Wall(d.and_time(wh.dtstart.time())));
-    }
+    let at = wh.dtstart.time();
+    rec.add_rdates(wh.rdates.iter().map(|d| Moment::Wall(d.and_time(at))));
+    rec.add_exdates(wh.exdates.iter().map(|d| Moment::Wall(d.and_time(at))));
     Ok(HoursRule {
         rec,
         end_tod: tod(wh.end),
@@ -676,8 +779,8 @@ fn compile_type(
     }
     Ok(Ty {
         duration: minutes(|| f("duration_min"), t.duration_min, 1)?,
-        before: minutes(|| f("buffer_before_min"), t.buffer_before_min, 0)?,
-        after: minutes(|| f("buffer_after_min"), t.buffer_after_min, 0)?,
+        before: buffer(|| f("buffer_before_min"), t.buffer_before_min)?,
+        after: buffer(|| f("buffer_after_min"), t.buffer_after_min)?,
         step,
         align,
         notice: minutes(|| f("min_notice_min"), t.min_notice_min, 0)?,
@@ -696,6 +799,18 @@ impl Bookings {
         let mut ids = HashMap::with_capacity(appointments.len());
         let mut patient_busy: HashMap<String, Vec<(i64, i64, u64)>> = HashMap::new();
         for (i, a) in appointments.iter().enumerate() {
+            if a.id.as_str().is_empty() {
+                return Err(Error::invalid(
+                    format!("appointments[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if a.buffer_before_min > MAX_BUFFER_MIN || a.buffer_after_min > MAX_BUFFER_MIN {
+                return Err(Error::invalid(
+                    format!("appointments[{i}]"),
+                    format!("buffers must be at most {MAX_BUFFER_MIN} minutes"),
+                ));
+            }
             if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::Appointment,

@@ -47,7 +47,8 @@ class InvalidInputError(Error, ValueError):
     """Input the engine refuses: a bad field, zone, rule, window, document or
     policy, or a naive datetime (codes ``invalid_input``, ``unknown_zone``,
     ``rrule_invalid``, ``end_before_start``, ``window_too_large``,
-    ``malformed_document``, ``policy_invalid``, ``recurrence_too_large``)."""
+    ``malformed_document``, ``policy_invalid``, ``recurrence_too_large``,
+    ``output_too_large``)."""
 
 
 class NotFoundError(Error, LookupError):

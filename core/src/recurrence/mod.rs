@@ -34,6 +34,12 @@ pub use parse::{parse_rrule_parts, ByDay, RuleParts, MAX_DATES, MAX_LIST_VALUES,
 /// [`Error::RecurrenceTooLarge`].
 pub const MAX_STEPS: usize = 2_000_000;
 
+/// Earliest DTSTART year of a rule: every expansion walks from DTSTART, so
+/// its distance from any query is bounded.
+pub const MIN_YEAR: i32 = 1800;
+/// Latest DTSTART year of a rule.
+pub const MAX_YEAR: i32 = 2200;
+
 /// A point in time as written in a recurrence: a local wall time (with the
 /// set's zone) or a UTC instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +197,11 @@ impl Recurrence {
 
     fn build_rule(&self, text: &str) -> Result<Rule, Error> {
         let parts = parse::parse_rrule_parts(text)?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&self.dtstart.year()) {
+            return Err(Error::rrule(format!(
+                "DTSTART of a rule must be from year {MIN_YEAR} to {MAX_YEAR}"
+            )));
+        }
         if let Some(until) = parts.until {
             let before = match until {
                 Moment::Wall(naive) if self.date_only => naive.date() < self.dtstart.date(),

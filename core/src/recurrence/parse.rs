@@ -56,6 +56,8 @@ pub struct RuleParts {
     pub wkst: String,
     /// Whether BYMONTH is given.
     pub has_bymonth: bool,
+    /// The number of BYHOUR, BYMINUTE and BYSECOND values (0 if absent).
+    pub time_lists: [usize; 3],
     /// Whether any part other than FREQ, INTERVAL, BYDAY, WKST, COUNT and
     /// UNTIL is present.
     pub has_other_parts: bool,
@@ -75,6 +77,12 @@ impl RuleParts {
             _ => 365 * 86_400,
         };
         unit * i64::from(self.interval)
+    }
+
+    /// The most occurrences one day can hold by BYHOUR, BYMINUTE and
+    /// BYSECOND (the product of their list lengths; 1 without them).
+    pub fn times_per_day(&self) -> usize {
+        self.time_lists.iter().map(|n| (*n).max(1)).product()
     }
 }
 
@@ -171,6 +179,7 @@ pub fn parse_rrule_parts(text: &str) -> Result<RuleParts, Error> {
         byday_parsed: Vec::new(),
         wkst: "MO".into(),
         has_bymonth: false,
+        time_lists: [0; 3],
         has_other_parts: false,
     };
     // Validated BYxxx lists other than BYDAY, by canonical key.
@@ -269,7 +278,17 @@ pub fn parse_rrule_parts(text: &str) -> Result<RuleParts, Error> {
                     "BYMONTH" => (1..=12, false),
                     _ => (-366..=366, true), // BYSETPOS
                 };
-                lists.push((other, int_list(value, &place, range, nonzero)?));
+                let values = int_list(value, &place, range, nonzero)?;
+                let slot = match other {
+                    "BYHOUR" => Some(0),
+                    "BYMINUTE" => Some(1),
+                    "BYSECOND" => Some(2),
+                    _ => None,
+                };
+                if let Some(x) = slot.and_then(|i| parts.time_lists.get_mut(i)) {
+                    *x = values.len();
+                }
+                lists.push((other, values));
                 parts.has_other_parts = true;
                 parts.has_bymonth |= other == "BYMONTH";
             }
