@@ -20,8 +20,11 @@ pub(crate) struct Out {
     pub(crate) status: u8,
 }
 
+/// Writes streamed output to the writer it is given.
+pub(crate) type WriteFn = dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>;
+
 /// A writer of streamed output.
-pub(crate) struct Body(pub(crate) Box<dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>>);
+pub(crate) struct Body(pub(crate) Box<WriteFn>);
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
