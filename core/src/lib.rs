@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod document;
 pub mod error;
 pub mod recurrence;
 pub mod time;

@@ -179,7 +179,7 @@ impl Recurrence {
         let mut rrule: RRule<Unvalidated> = parts
             .crate_text
             .parse()
-            .map_err(|e: rrule::RRuleError| Error::rrule(lower_first(&e.to_string())))?;
+            .map_err(|e: rrule::RRuleError| crate_error(&e))?;
         let monthly_byday = if rrule.get_freq() == Frequency::Monthly
             && rrule
                 .get_by_weekday()
@@ -204,9 +204,7 @@ impl Recurrence {
         } else {
             None
         };
-        let set = rrule
-            .build(floating)
-            .map_err(|e| Error::rrule(lower_first(&e.to_string())))?;
+        let set = rrule.build(floating).map_err(|e| crate_error(&e))?;
         let fast = fast::Simple::from_parts(&parts, self.dtstart);
         Ok(Rule {
             source: text.trim().to_owned(),
@@ -426,14 +424,16 @@ fn floating(dtstart: NaiveDateTime) -> Result<chrono::DateTime<rrule::Tz>, Error
         .ok_or_else(|| Error::rrule("dtstart out of range"))
 }
 
-/// The crate's message as one lowercase-led line ("RRule parsing error"
-/// becomes "rrule parsing error").
-fn lower_first(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default().trim_end_matches('.');
-    match line.split_once(' ') {
-        Some((first, rest)) => format!("{} {rest}", first.to_lowercase()),
-        None => line.to_lowercase(),
-    }
+/// The `rrule` crate's error by its category only: its message quotes the
+/// rule's text, unbounded.
+fn crate_error(e: &rrule::RRuleError) -> Error {
+    Error::rrule(match e {
+        rrule::RRuleError::ParserError(_) => "a part of the rule cannot be read",
+        rrule::RRuleError::ValidationError(_) => {
+            "a value of the rule is out of range or inconsistent"
+        }
+        _ => "the rule cannot be expanded",
+    })
 }
 
 fn weekday_index(w: Weekday) -> u32 {
