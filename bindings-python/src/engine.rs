@@ -13,7 +13,8 @@ use medsched_core::records::{
 };
 use medsched_core::records::{MemoryStore, Store};
 use medsched_core::{
-    BookRequest, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal, SlotQuery,
+    BookRequest, CancelReason, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal,
+    SlotQuery,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -520,7 +521,9 @@ impl Engine {
         self.run(py, move |core| core.verify_audit(&who))
     }
 
-    /// Cancels an appointment at `expected_version`, recording why.
+    /// Cancels an appointment at `expected_version`, recording why (a code
+    /// from the closed list) and an optional PHI note.
+    #[pyo3(signature = (principal, id, expected_version, reason_code, note = None))]
     fn cancel(
         &self,
         py: Python<'_>,
@@ -528,10 +531,12 @@ impl Engine {
         id: String,
         expected_version: u64,
         reason_code: String,
+        note: Option<String>,
     ) -> PyResult<Appointment> {
         let who = principal.to_core();
         self.run(py, move |core| {
-            core.cancel(&who, &id, expected_version, &reason_code)
+            let reason = CancelReason::from_code(&reason_code)?;
+            core.cancel(&who, &id, expected_version, reason, note.as_deref())
                 .map(|a| Appointment::from(&*a))
         })
     }
