@@ -3,9 +3,11 @@
 //! result; errors go through [`errors::to_py`].
 
 use std::cell::Cell;
+use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use medsched_core::document;
 use medsched_core::error::Error as CoreError;
 use medsched_core::policy::Policy;
 use medsched_core::records::{
@@ -155,25 +157,36 @@ impl Engine {
         principal: &Principal,
         clinic: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
-        let (text, format) = if clinic.is_instance_of::<PyString>()
+        let (bytes, format) = if clinic.is_instance_of::<PyString>()
             || clinic.is_instance(&py.import("os")?.getattr("PathLike")?)?
         {
             let path: String = py
                 .import("os")?
                 .call_method1("fspath", (clinic,))?
                 .extract()?;
-            let text = py.detach(|| std::fs::read_to_string(&path))?;
-            (text, Format::from_path(&path))
+            // At most one byte past the cap: the core refuses longer ones.
+            let cap = u64::try_from(document::MAX_DOCUMENT_BYTES)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let bytes = py.detach(|| {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)?
+                    .take(cap)
+                    .read_to_end(&mut bytes)
+                    .map(|_| bytes)
+            })?;
+            (bytes, Format::from_path(&path))
         } else {
             let text: String = py
                 .import("json")?
                 .call_method1("dumps", (clinic,))?
                 .extract()?;
-            (text, Format::Json)
+            (text.into_bytes(), Format::Json)
         };
         let who = principal.to_core();
         self.run(py, move |core| {
-            let clinic = medsched_core::parse_clinic(&text, format)?;
+            let text = document::decode(&bytes, format.name())?;
+            let clinic = medsched_core::parse_clinic(text, format)?;
             core.put_catalog(&who, &clinic)
         })
     }
