@@ -343,6 +343,13 @@ fn echoed_ids_have_control_characters_escaped() {
     .unwrap_err();
     assert_eq!(e.code(), "unknown_zone");
     assert_eq!(e.to_string(), "unknown time zone `Mars/\\u{1b}[2J`");
+    let e = load_schedule(
+        r#"{"resources":[{"id":"d\u0007","zone":"UTC"},{"id":"d\u0007","zone":"UTC"}]}"#,
+        Format::Json,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "duplicate_id");
+    assert_eq!(e.to_string(), "duplicate resource id `d\\u{7}`");
     // A long id is cut.
     let long = "x".repeat(10_000);
     let e = load_schedule(
