@@ -3,9 +3,11 @@
 //! result; errors go through [`errors::to_py`].
 
 use std::cell::Cell;
+use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use medsched_core::document;
 use medsched_core::error::Error as CoreError;
 use medsched_core::policy::Policy;
 use medsched_core::records::{
@@ -13,7 +15,8 @@ use medsched_core::records::{
 };
 use medsched_core::records::{MemoryStore, Store};
 use medsched_core::{
-    BookRequest, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal, SlotQuery,
+    BookRequest, CancelReason, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal,
+    SlotQuery,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -160,25 +163,36 @@ impl Engine {
         principal: &Principal,
         clinic: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
-        let (text, format) = if clinic.is_instance_of::<PyString>()
+        let (bytes, format) = if clinic.is_instance_of::<PyString>()
             || clinic.is_instance(&py.import("os")?.getattr("PathLike")?)?
         {
             let path: String = py
                 .import("os")?
                 .call_method1("fspath", (clinic,))?
                 .extract()?;
-            let text = py.detach(|| std::fs::read_to_string(&path))?;
-            (text, Format::from_path(&path))
+            // At most one byte past the cap: the core refuses longer ones.
+            let cap = u64::try_from(document::MAX_DOCUMENT_BYTES)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let bytes = py.detach(|| {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)?
+                    .take(cap)
+                    .read_to_end(&mut bytes)
+                    .map(|_| bytes)
+            })?;
+            (bytes, Format::from_path(&path))
         } else {
             let text: String = py
                 .import("json")?
                 .call_method1("dumps", (clinic,))?
                 .extract()?;
-            (text, Format::Json)
+            (text.into_bytes(), Format::Json)
         };
         let who = principal.to_core();
         self.run(py, move |core| {
-            let clinic = medsched_core::parse_clinic(&text, format)?;
+            let text = document::decode(&bytes, format.name())?;
+            let clinic = medsched_core::parse_clinic(text, format)?;
             core.put_catalog(&who, &clinic)
         })
     }
@@ -526,7 +540,9 @@ impl Engine {
         self.run(py, move |core| core.verify_audit(&who))
     }
 
-    /// Cancels an appointment at `expected_version`, recording why.
+    /// Cancels an appointment at `expected_version`, recording why (a code
+    /// from the closed list) and an optional PHI note.
+    #[pyo3(signature = (principal, id, expected_version, reason_code, note = None))]
     fn cancel(
         &self,
         py: Python<'_>,
@@ -534,10 +550,12 @@ impl Engine {
         id: String,
         expected_version: u64,
         reason_code: String,
+        note: Option<String>,
     ) -> PyResult<Appointment> {
         let who = principal.to_core();
         self.run(py, move |core| {
-            core.cancel(&who, &id, expected_version, &reason_code)
+            let reason = CancelReason::from_code(&reason_code)?;
+            core.cancel(&who, &id, expected_version, reason, note.as_deref())
                 .map(|a| Appointment::from(&*a))
         })
     }

@@ -17,6 +17,7 @@ fn class_for(code: &str) -> Option<&'static str> {
         | "end_before_start"
         | "window_too_large"
         | "malformed_document"
+        | "document_too_large"
         | "policy_invalid"
         | "recurrence_too_large"
         | "output_too_large" => "InvalidInputError",
@@ -119,6 +120,7 @@ pub(crate) fn raise_sample_error(py: Python<'_>, code: &str) -> PyResult<()> {
             format: "json",
             detail: "sample".into(),
         },
+        "document_too_large" => Error::DocumentTooLarge { limit: 1 },
         "slot_unavailable" => Error::SlotUnavailable {
             resource: None,
             reasons: vec![],

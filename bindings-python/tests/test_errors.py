@@ -28,6 +28,7 @@ FAMILIES: dict[type[medsched.Error], tuple[type[Exception] | None, set[str]]] = 
             "end_before_start",
             "window_too_large",
             "malformed_document",
+            "document_too_large",
             "policy_invalid",
             "recurrence_too_large",
             "output_too_large",

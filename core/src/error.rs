@@ -199,8 +199,15 @@ pub enum Error {
     Malformed {
         /// `json` or `toml`.
         format: &'static str,
-        /// The parser's account, with line and column.
+        /// The category, line and column and schema path, never the
+        /// parser's own text.
         detail: String,
+    },
+    /// A document longer than [`crate::document::MAX_DOCUMENT_BYTES`].
+    #[error("document exceeds the limit of {limit} bytes")]
+    DocumentTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
     },
 }
 
@@ -217,6 +224,7 @@ impl Error {
             Error::DuplicateId { .. } => "duplicate_id",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Malformed { .. } => "malformed_document",
+            Error::DocumentTooLarge { .. } => "document_too_large",
             Error::SlotUnavailable { .. } => "slot_unavailable",
             Error::VersionConflict { .. } => "version_conflict",
             Error::IdempotencyMismatch => "idempotency_mismatch",
@@ -244,6 +252,7 @@ impl Error {
         "duplicate_id",
         "invalid_input",
         "malformed_document",
+        "document_too_large",
         "slot_unavailable",
         "version_conflict",
         "idempotency_mismatch",
@@ -299,16 +308,10 @@ impl Error {
     }
 }
 
-/// Caller input echoed in a message is cut to a readable length.
+/// Caller input echoed in a message: the id echo, cut to a readable
+/// length with control characters escaped ([`crate::document::echo_id`]).
 pub(crate) fn truncate(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(MAX).collect();
-        out.push('…');
-        out
-    }
+    crate::document::echo_id(s)
 }
 
 impl From<medsched_storage::StorageError> for Error {
@@ -344,7 +347,7 @@ impl From<medsched_storage::StorageError> for Error {
                 },
             },
             K::SlotTaken => Error::SlotUnavailable {
-                resource: e.resource().map(|r| r.0.clone()),
+                resource: e.resource().map(|r| truncate(&r.0)),
                 reasons: vec![],
             },
             K::VersionConflict => Error::VersionConflict { detail },
@@ -386,6 +389,7 @@ mod tests {
                 format: "json",
                 detail: "d".into(),
             },
+            Error::DocumentTooLarge { limit: 1 },
             Error::SlotUnavailable {
                 resource: None,
                 reasons: vec![],

@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use medsched_storage::Severity;
 use serde::{Deserialize, Serialize};
 
+use crate::document::echo_id;
+
 use crate::availability::{on_grid, week_of_day, Evaluator};
 use crate::error::{Error, RecordKind};
 use crate::interval;
@@ -146,10 +148,12 @@ impl Reason {
                 fmt(latest)
             ),
             Reason::OutsideHours => "outside working hours (buffers included)".into(),
-            Reason::TimeOff { id } => format!("overlaps time off `{id}`"),
-            Reason::Overlap { appointment } => format!("overlaps appointment `{appointment}`"),
+            Reason::TimeOff { id } => format!("overlaps time off `{}`", echo_id(id)),
+            Reason::Overlap { appointment } => {
+                format!("overlaps appointment `{}`", echo_id(appointment))
+            }
             Reason::Buffer { appointment } => {
-                format!("buffer overlaps appointment `{appointment}`")
+                format!("buffer overlaps appointment `{}`", echo_id(appointment))
             }
             Reason::Capacity {
                 capacity,
@@ -165,7 +169,10 @@ impl Reason {
                 format!("weekly limit of {limit} reached in the week of {week_of}")
             }
             Reason::PatientOverlap { appointment } => {
-                format!("the patient already has appointment `{appointment}` at that time")
+                format!(
+                    "the patient already has appointment `{}` at that time",
+                    echo_id(appointment)
+                )
             }
             Reason::SeriesOverlap { other_start } => {
                 format!("overlaps the series occurrence at {}", fmt(other_start))

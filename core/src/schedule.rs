@@ -437,7 +437,7 @@ impl Catalog {
             if resource_index.insert(r.id.0.clone(), pos as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::Resource,
-                    id: r.id.0.clone(),
+                    id: crate::error::truncate(&r.id.0),
                 });
             }
             if r.capacity == 0 {
@@ -549,7 +549,7 @@ impl Catalog {
             if type_index.insert(t.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::AppointmentType,
-                    id: t.id.0.clone(),
+                    id: crate::error::truncate(&t.id.0),
                 });
             }
             types.push(compile_type(t, i, &resources, &resource_index)?);
@@ -814,7 +814,7 @@ impl Bookings {
             if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::Appointment,
-                    id: a.id.0.clone(),
+                    id: crate::error::truncate(&a.id.0),
                 });
             }
             ids.insert(i as u64, a.id.0.clone());

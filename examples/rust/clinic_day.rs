@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
-use medsched_core::{BookRequest, Clock, Engine, Error, ManualClock, SlotQuery};
+use medsched_core::{BookRequest, CancelReason, Clock, Engine, Error, ManualClock, SlotQuery};
 
 /// Someone at the clinic with one role of the shipped example policy.
 fn staff(user: &str, role: &str) -> Principal {
@@ -182,7 +182,8 @@ fn main() -> Result<(), Error> {
             &staff("desk-0", "receptionist"),
             &id,
             version,
-            "patient_request",
+            CancelReason::PatientRequest,
+            None,
         )?;
         count("cancelled");
     }
