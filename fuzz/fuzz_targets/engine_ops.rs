@@ -84,6 +84,9 @@ struct World {
     /// Earlier book and hold requests, for retries.
     requests: Vec<(BookRequest, bool, Option<i64>)>,
     events: Vec<u64>,
+    /// Starts asked for so far: later requests often reuse one, so that
+    /// operations meet on the same slot.
+    starts: Vec<i64>,
     /// Audit records checked so far, and the last one's hash.
     audited: u64,
     last_hash: String,
@@ -110,14 +113,21 @@ impl World {
         }
     }
 
-    fn start(&self, u: &mut Unstructured<'_>) -> Result<chrono::DateTime<chrono::Utc>> {
+    fn start(&mut self, u: &mut Unstructured<'_>) -> Result<chrono::DateTime<chrono::Utc>> {
+        if !self.starts.is_empty() && u.ratio(1, 2)? {
+            // An earlier start, or a quarter-hour next to it.
+            let s = *u.choose(&self.starts)?;
+            return Ok(at(s + 900 * u.int_in_range(-1..=1)?));
+        }
         // A quarter-hour grid over three days, with a few off-grid minutes.
         let q: i64 = u.int_in_range(0..=3 * 96)?;
         let off: i64 = if u.ratio(1, 8)? { 300 } else { 0 };
-        Ok(at(self.base + q * 900 + off))
+        let s = self.base + q * 900 + off;
+        self.starts.push(s);
+        Ok(at(s))
     }
 
-    fn request(&self, u: &mut Unstructured<'_>) -> Result<BookRequest> {
+    fn request(&mut self, u: &mut Unstructured<'_>) -> Result<BookRequest> {
         let resources = if u.ratio(2, 3)? {
             vec![u.choose(&self.resources)?.0.clone()]
         } else {
@@ -148,6 +158,7 @@ impl World {
             self.engine.book(&self.who, req)
         };
         check(&r);
+        medsched_fuzz::debug_dump(if hold { "hold" } else { "book" }, &(req, ttl, &r));
         let key = req.idempotency_key.clone();
         let p = params(req, hold);
         let known = key.as_ref().and_then(|k| self.keys.get(k)).cloned();
@@ -198,6 +209,7 @@ impl World {
         r: &std::result::Result<Arc<StoredAppointment>, Error>,
     ) {
         check(r);
+        medsched_fuzz::debug_dump("change", &(id, before, r));
         if let (Ok(a), Some(v)) = (r, before) {
             assert_eq!(a.version, v + 1, "version of {id} after a change");
         }
@@ -305,6 +317,7 @@ impl World {
                     to: from + Duration::hours(u.int_in_range(1..=48)?),
                     created_at: self.engine.now(),
                 };
+                medsched_fuzz::debug_dump("waitlist", &entry);
                 let r = self.engine.add_waitlist(&self.who, entry);
                 check(&r);
                 if r.is_ok() {
@@ -314,6 +327,7 @@ impl World {
             10 => {
                 let minutes = *u.choose(&[1i64, 9, 30, 61, 240, 1440])?;
                 self.clock.advance(Duration::minutes(minutes));
+                medsched_fuzz::debug_dump("now", &self.engine.now());
             }
             11 => {
                 let r = self.engine.claim_events(&self.who, "w1", 8, 60);
@@ -365,6 +379,7 @@ impl World {
                     };
                     let r = self.engine.book(&self.who, &req);
                     check(&r);
+                    medsched_fuzz::debug_dump("book listed", &(&req, &r));
                     match r {
                         Ok(b) => self.remember(&b.appointment.appointment.id.0),
                         Err(e) => panic!("the first listed slot cannot be booked: {e}"),
@@ -378,11 +393,19 @@ impl World {
     fn invariants(&mut self) {
         let now = self.engine.now().timestamp();
         let mut per: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+        let mut active: Vec<String> = Vec::new();
         for id in &self.ids {
             let Some(a) = self.current(id) else {
                 panic!("appointment {id} vanished");
             };
             if let Some(span) = a.busy_at(now) {
+                active.push(format!(
+                    "{id} {} {:?} hold until {:?} on {:?}",
+                    a.appointment.status.code(),
+                    span,
+                    a.hold_expires_at,
+                    a.appointment.resources
+                ));
                 for r in &a.appointment.resources {
                     per.entry(r.0.clone()).or_default().push(span);
                 }
@@ -393,7 +416,7 @@ impl World {
             let most = max_overlap(spans);
             assert!(
                 most <= *capacity as usize,
-                "{most} active appointments overlap on {r} (capacity {capacity}): {spans:?}"
+                "{most} active appointments overlap on {r} (capacity {capacity}) at {now}: {active:#?}"
             );
         }
         // The chain's new records link to the last one checked (the whole
@@ -433,6 +456,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     built.clinic.appointments.clear();
+    medsched_fuzz::debug_dump("clinic", &built.clinic);
     let Ok(policy) = Policy::from_toml(POLICY) else {
         panic!("the fuzz policy does not load");
     };
@@ -472,6 +496,7 @@ fuzz_target!(|data: &[u8]| {
         keys: HashMap::new(),
         requests: Vec::new(),
         events: Vec::new(),
+        starts: Vec::new(),
         audited: 0,
         last_hash: GENESIS.to_owned(),
     };

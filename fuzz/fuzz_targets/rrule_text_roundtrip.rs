@@ -1,8 +1,10 @@
 //! Arbitrary iCalendar recurrence text through `Recurrence::parse_ical` and
 //! a bounded `expand`.
 //!
-//! Input: the text itself (the default zone and the window come from a
-//! hash of it, so seed files are plain iCalendar). Checks: no panic; errors
+//! Input: the text, optionally followed by a NUL byte and bytes that
+//! choose the default zone, the window and the limit (without them: New
+//! York, a window from a day before DTSTART for two weeks, 100
+//! occurrences), so seed files are plain iCalendar and crashes minimize. Checks: no panic; errors
 //! pass `check_error`; an expansion is ascending, distinct, inside its
 //! window and within its limit; a larger limit extends it; splitting the
 //! window in two gives the same instants; the fast path (weekly and daily
@@ -11,19 +13,11 @@
 //! parsed again (or added one by one with `add_rrule`), expand the same.
 #![no_main]
 
+use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use medsched_core::recurrence::Recurrence;
 use medsched_core::time::{parse_zone, ZoneTable};
 use medsched_fuzz::{check_error, ONE_DAY, ZONES};
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
 
 fn check_expansion(exp: &medsched_core::recurrence::Expansion, from: i64, to: i64, limit: usize) {
     assert!(exp.instants.len() <= limit, "more than the limit");
@@ -47,15 +41,31 @@ fn same_expansion(a: &Recurrence, b: &Recurrence, from: i64, to: i64, limit: usi
     }
 }
 
+/// The window and limit: `(from, to, limit)` around DTSTART.
+fn window(u: &mut Unstructured<'_>, start: i64) -> arbitrary::Result<(i64, i64, usize)> {
+    // From a week before DTSTART to three weeks after it, one hour to two
+    // weeks long; 1 to 300 occurrences.
+    let from = start + 3600 * u.int_in_range(0..=28 * 24)? - 7 * ONE_DAY;
+    let to = from + 3600 * u.int_in_range(1..=14 * 24)?;
+    Ok((from, to, u.int_in_range(1..=300)?))
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
+    let (text_bytes, choice) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], Some(&data[i + 1..])),
+        None => (data, None),
+    };
+    let Ok(text) = std::str::from_utf8(text_bytes) else {
         return;
     };
     if text.len() > 4096 {
         return;
     }
-    let h = fnv(data);
-    let zone_name = ZONES[(h % ZONES.len() as u64) as usize];
+    let mut u = Unstructured::new(choice.unwrap_or_default());
+    let zone_name = match choice {
+        Some(_) => u.choose(ZONES).copied().unwrap_or("UTC"),
+        None => "America/New_York",
+    };
     let Ok(zone) = parse_zone(zone_name) else {
         return;
     };
@@ -66,12 +76,14 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    // A window from a week before DTSTART to three weeks after it, of one
-    // hour to two weeks; a limit of 1 to 300 occurrences.
     let start = rec.dtstart_instant();
-    let from = start + ((h >> 8) % (28 * 24)) as i64 * 3600 - 7 * ONE_DAY;
-    let to = from + (1 + (h >> 20) % (14 * 24)) as i64 * 3600;
-    let limit = 1 + ((h >> 32) % 300) as usize;
+    let (from, to, limit) = match choice {
+        Some(_) => match window(&mut u, start) {
+            Ok(w) => w,
+            Err(_) => return,
+        },
+        None => (start - ONE_DAY, start + 13 * ONE_DAY, 100),
+    };
 
     let exp = match rec.expand(from, to, limit) {
         Ok(x) => x,
