@@ -7,6 +7,7 @@
 //! * `booking/memory_1_thread` and `booking/memory_2_threads`: time per
 //!   booking (`Engine::book`: engine check, atomic store commit with
 //!   events), non-conflicting, on the large scenario's catalog.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::process::ExitCode;

@@ -24,6 +24,7 @@
 //! `PolicyDoc` is not exported by the core, so the generated document is
 //! written as TOML and parsed by `Policy::from_toml`; the compile time
 //! printed is `Policy::compile` alone, on a clone of the parsed document.
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

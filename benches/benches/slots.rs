@@ -6,6 +6,7 @@
 //! * `large/all_slots_2_threads`: `Schedule::slots_parallel(q, 2)`, same.
 //!
 //! Before timing, the slot counts of each scenario are printed once.
+#![forbid(unsafe_code)]
 
 use std::hint::black_box;
 use std::process::ExitCode;

@@ -21,6 +21,7 @@
 //! The generator builds the working blocks itself from the recipe (local
 //! wall times converted with chrono-tz); the tests check them against the
 //! core's own reading of the RRULEs.
+#![forbid(unsafe_code)]
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;

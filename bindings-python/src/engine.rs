@@ -3,9 +3,11 @@
 //! result; errors go through [`errors::to_py`].
 
 use std::cell::Cell;
+use std::io::Read;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use medsched_core::document;
 use medsched_core::error::Error as CoreError;
 use medsched_core::policy::Policy;
 use medsched_core::records::{
@@ -13,7 +15,8 @@ use medsched_core::records::{
 };
 use medsched_core::records::{MemoryStore, Store};
 use medsched_core::{
-    BookRequest, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal, SlotQuery,
+    BookRequest, CancelReason, Clock, FnClock, Format, Proposal, SeriesPolicy, SeriesProposal,
+    SlotQuery,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -92,7 +95,9 @@ impl Engine {
         let core = &self.core;
         py.detach(|| {
             let _now = CallNow::set(now);
-            f(core)
+            // A panic never crosses into Python: it becomes `internal_error`.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(core)))
+                .unwrap_or_else(|_| Err(errors::caught_panic()))
         })
         .map_err(|e| errors::to_py(py, &e))
     }
@@ -104,14 +109,16 @@ impl Engine {
     #[staticmethod]
     #[pyo3(signature = (policy_toml, clock = None))]
     fn in_memory(py: Python<'_>, policy_toml: &str, clock: Option<Py<PyAny>>) -> PyResult<Self> {
-        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
-        let core_clock: Arc<dyn Clock> = match clock {
-            Some(_) => Arc::new(CallClock),
-            None => Arc::new(FnClock(Utc::now)),
-        };
-        Ok(Self {
-            core: Arc::new(Core::new(Arc::new(MemoryStore::new()), core_clock, policy)),
-            clock,
+        errors::guard(py, || {
+            let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+            let core_clock: Arc<dyn Clock> = match clock {
+                Some(_) => Arc::new(CallClock),
+                None => Arc::new(FnClock(Utc::now)),
+            };
+            Ok(Self {
+                core: Arc::new(Core::new(Arc::new(MemoryStore::new()), core_clock, policy)),
+                clock,
+            })
         })
     }
 
@@ -132,17 +139,19 @@ impl Engine {
         migrate: bool,
         clock: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
-        let store = py
-            .detach(|| open_postgres(dsn, keyring, max_connections, migrate))
-            .map_err(|e| errors::to_py(py, &e))?;
-        let core_clock: Arc<dyn Clock> = match clock {
-            Some(_) => Arc::new(CallClock),
-            None => Arc::new(FnClock(Utc::now)),
-        };
-        Ok(Self {
-            core: Arc::new(Core::new(store, core_clock, policy)),
-            clock,
+        errors::guard(py, || {
+            let policy = Policy::from_toml(policy_toml).map_err(|e| errors::to_py(py, &e))?;
+            let store = py
+                .detach(|| open_postgres(dsn, keyring, max_connections, migrate))
+                .map_err(|e| errors::to_py(py, &e))?;
+            let core_clock: Arc<dyn Clock> = match clock {
+                Some(_) => Arc::new(CallClock),
+                None => Arc::new(FnClock(Utc::now)),
+            };
+            Ok(Self {
+                core: Arc::new(Core::new(store, core_clock, policy)),
+                clock,
+            })
         })
     }
 
@@ -154,25 +163,36 @@ impl Engine {
         principal: &Principal,
         clinic: &Bound<'_, PyAny>,
     ) -> PyResult<u64> {
-        let (text, format) = if clinic.is_instance_of::<PyString>()
+        let (bytes, format) = if clinic.is_instance_of::<PyString>()
             || clinic.is_instance(&py.import("os")?.getattr("PathLike")?)?
         {
             let path: String = py
                 .import("os")?
                 .call_method1("fspath", (clinic,))?
                 .extract()?;
-            let text = py.detach(|| std::fs::read_to_string(&path))?;
-            (text, Format::from_path(&path))
+            // At most one byte past the cap: the core refuses longer ones.
+            let cap = u64::try_from(document::MAX_DOCUMENT_BYTES)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let bytes = py.detach(|| {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)?
+                    .take(cap)
+                    .read_to_end(&mut bytes)
+                    .map(|_| bytes)
+            })?;
+            (bytes, Format::from_path(&path))
         } else {
             let text: String = py
                 .import("json")?
                 .call_method1("dumps", (clinic,))?
                 .extract()?;
-            (text, Format::Json)
+            (text.into_bytes(), Format::Json)
         };
         let who = principal.to_core();
         self.run(py, move |core| {
-            let clinic = medsched_core::parse_clinic(&text, format)?;
+            let text = document::decode(&bytes, format.name())?;
+            let clinic = medsched_core::parse_clinic(text, format)?;
             core.put_catalog(&who, &clinic)
         })
     }
@@ -520,7 +540,9 @@ impl Engine {
         self.run(py, move |core| core.verify_audit(&who))
     }
 
-    /// Cancels an appointment at `expected_version`, recording why.
+    /// Cancels an appointment at `expected_version`, recording why (a code
+    /// from the closed list) and an optional PHI note.
+    #[pyo3(signature = (principal, id, expected_version, reason_code, note = None))]
     fn cancel(
         &self,
         py: Python<'_>,
@@ -528,10 +550,12 @@ impl Engine {
         id: String,
         expected_version: u64,
         reason_code: String,
+        note: Option<String>,
     ) -> PyResult<Appointment> {
         let who = principal.to_core();
         self.run(py, move |core| {
-            core.cancel(&who, &id, expected_version, &reason_code)
+            let reason = CancelReason::from_code(&reason_code)?;
+            core.cancel(&who, &id, expected_version, reason, note.as_deref())
                 .map(|a| Appointment::from(&*a))
         })
     }
@@ -579,6 +603,16 @@ impl Engine {
         self.run(py, move |core| core.ack_event(&who, event_id, &worker))
     }
 
+    /// Panics inside the engine call path, to show that a panic reaches
+    /// Python as `InternalError` (code `internal_error`). Testing aid; not
+    /// part of the API.
+    fn _panic_for_test(&self, py: Python<'_>) -> PyResult<()> {
+        #[allow(clippy::panic)]
+        self.run(py, |_core| -> Result<(), CoreError> {
+            panic!("medsched test panic")
+        })
+    }
+
     fn __repr__(&self) -> String {
         "Engine(store='memory')".to_owned()
     }
@@ -591,14 +625,9 @@ fn open_postgres(
     max_connections: usize,
     migrate: bool,
 ) -> Result<Arc<dyn Store>, CoreError> {
+    use medsched_core::records::StorageError;
     use medsched_postgres::{KeyRing, PgConfig, PgStore, SetupError};
-    let setup = |e: SetupError| match e {
-        SetupError::Storage(s) => CoreError::from(s),
-        other => CoreError::InvalidInput {
-            field: "database".into(),
-            detail: other.to_string(),
-        },
-    };
+    let setup = |e: SetupError| CoreError::from(StorageError::from(e));
     let mut config = PgConfig::new(dsn).max_connections(max_connections.max(1));
     if let Some(spec) = keyring {
         config = config.keyring(KeyRing::parse(spec)?);

@@ -17,8 +17,10 @@ fn class_for(code: &str) -> Option<&'static str> {
         | "end_before_start"
         | "window_too_large"
         | "malformed_document"
+        | "document_too_large"
         | "policy_invalid"
-        | "recurrence_too_large" => "InvalidInputError",
+        | "recurrence_too_large"
+        | "output_too_large" => "InvalidInputError",
         "not_found" => "NotFoundError",
         "permission_denied" => "PermissionDeniedError",
         "slot_unavailable" => "SlotUnavailableError",
@@ -30,6 +32,8 @@ fn class_for(code: &str) -> Option<&'static str> {
         | "lease_lost" => "ConflictError",
         "storage_unavailable" => "StorageUnavailableError",
         "integrity_error" => "IntegrityError",
+        "schema_too_new" => "SchemaTooNewError",
+        "internal_error" => "InternalError",
         _ => return None,
     })
 }
@@ -47,6 +51,17 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         Ok(instance) => PyErr::from_value(instance),
         Err(err) => err,
     }
+}
+
+/// The core error of a panic caught at the binding edge (no input in it).
+pub(crate) fn caught_panic() -> Error {
+    Error::internal("a panic was caught at the python binding")
+}
+
+/// Runs an entry point's body; a panic becomes `InternalError`.
+pub(crate) fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(to_py(py, &caught_panic())))
 }
 
 /// The invalid-input error the binding raises for arguments the core never
@@ -105,6 +120,7 @@ pub(crate) fn raise_sample_error(py: Python<'_>, code: &str) -> PyResult<()> {
             format: "json",
             detail: "sample".into(),
         },
+        "document_too_large" => Error::DocumentTooLarge { limit: 1 },
         "slot_unavailable" => Error::SlotUnavailable {
             resource: None,
             reasons: vec![],
@@ -137,6 +153,14 @@ pub(crate) fn raise_sample_error(py: Python<'_>, code: &str) -> PyResult<()> {
         "permission_denied" => Error::PermissionDenied {
             action: "slots.read",
             reason: "sample",
+        },
+        "internal_error" => Error::internal("sample"),
+        "output_too_large" => Error::OutputTooLarge {
+            what: "slot entries",
+            limit: 1,
+        },
+        "schema_too_new" => Error::SchemaTooNew {
+            detail: "sample".into(),
         },
         other => {
             return Err(PyValueError::new_err(format!(

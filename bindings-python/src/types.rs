@@ -75,7 +75,7 @@ impl Guardianship {
 /// A break-glass elevation granted by `Engine.break_glass`: emergency
 /// access to one patient until `expires_at`.
 #[pyclass(frozen, eq, from_py_object, module = "medsched._medsched")]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Elevation {
     #[pyo3(get)]
     patient: String,
@@ -85,6 +85,17 @@ pub(crate) struct Elevation {
     granted_at: DateTime<Utc>,
     #[pyo3(get)]
     expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Elevation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The stated reason is free text: never shown.
+        f.debug_struct("Elevation")
+            .field("patient", &self.patient)
+            .field("granted_at", &self.granted_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<policy::Elevation> for Elevation {

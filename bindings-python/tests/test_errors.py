@@ -4,7 +4,9 @@ through the native mapping, and by the engine itself."""
 from __future__ import annotations
 
 import pickle
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,8 +28,10 @@ FAMILIES: dict[type[medsched.Error], tuple[type[Exception] | None, set[str]]] = 
             "end_before_start",
             "window_too_large",
             "malformed_document",
+            "document_too_large",
             "policy_invalid",
             "recurrence_too_large",
+            "output_too_large",
         },
     ),
     medsched.NotFoundError: (LookupError, {"not_found"}),
@@ -46,6 +50,8 @@ FAMILIES: dict[type[medsched.Error], tuple[type[Exception] | None, set[str]]] = 
     ),
     medsched.StorageUnavailableError: (ConnectionError, {"storage_unavailable"}),
     medsched.IntegrityError: (None, {"integrity_error"}),
+    medsched.SchemaTooNewError: (RuntimeError, {"schema_too_new"}),
+    medsched.InternalError: (RuntimeError, {"internal_error"}),
 }
 FAMILY_OF = {code: cls for cls, (_, codes) in FAMILIES.items() for code in codes}
 
@@ -57,6 +63,35 @@ def test_every_rust_error_code_has_a_python_family() -> None:
     assert not unmapped, f"Rust error codes without a Python exception: {unmapped}"
     assert codes == set(FAMILY_OF), "this test's table is out of date"
     assert medsched.ERROR_CODES == _medsched.ERROR_CODES
+
+
+def _documented_error_codes() -> set[str]:
+    """The codes in the error tables of docs/error-codes.md (the core's and
+    the PostgreSQL adapter's sections; reason codes are not errors)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "error-codes.md").read_text()
+    codes: set[str] = set()
+    for section in doc.split("\n## ")[1:]:
+        title = section.splitlines()[0]
+        if not title.startswith(("Core", "PostgreSQL adapter")):
+            continue
+        codes |= set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    return codes
+
+
+def test_every_documented_code_has_a_python_class() -> None:
+    documented = _documented_error_codes()
+    assert {"not_found", "internal_error", "schema_too_new"} <= documented
+    unmapped = sorted(c for c in documented if _medsched._error_class_name(c) is None)
+    assert not unmapped, f"codes in docs/error-codes.md without a Python exception: {unmapped}"
+    assert documented <= set(_medsched.ERROR_CODES), "a documented code the core does not list"
+
+
+def test_a_panic_in_the_engine_reaches_python_as_internal_error(engine: medsched.Engine) -> None:
+    with pytest.raises(medsched.InternalError) as caught:
+        engine._panic_for_test()
+    assert caught.value.code == "internal_error"
+    assert isinstance(caught.value, RuntimeError)
+    assert "test panic" not in str(caught.value)
 
 
 @pytest.mark.parametrize("cls", list(FAMILIES))

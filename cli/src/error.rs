@@ -10,9 +10,8 @@ pub(crate) const EXIT_IO: u8 = 1;
 pub(crate) const EXIT_INPUT: u8 = 2;
 /// Exit status of `check` when at least one occurrence conflicts.
 pub(crate) const EXIT_CONFLICT: u8 = 3;
-
-/// Longest piece of user input echoed in a message.
-const ECHO_MAX: usize = 80;
+/// Exit status of a defect (`internal_error`: a caught panic).
+pub(crate) const EXIT_INTERNAL: u8 = 4;
 
 #[derive(Debug)]
 pub(crate) enum CliError {
@@ -38,6 +37,7 @@ impl CliError {
     pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Io { .. } => ExitCode::from(EXIT_IO),
+            CliError::Core(e) if e.code() == "internal_error" => ExitCode::from(EXIT_INTERNAL),
             CliError::Core(_) | CliError::Input(_) => ExitCode::from(EXIT_INPUT),
         }
     }
@@ -88,20 +88,11 @@ pub(crate) fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-/// User input cut to a readable length for a message.
+/// User input (an id, a file name, a flag's value) as a message shows it:
+/// the core's id echo, cut to a readable length with control characters
+/// escaped.
 pub(crate) fn echo(s: &str) -> String {
-    cut(s, ECHO_MAX)
-}
-
-/// `s` cut to `max` characters, with `…` when cut.
-pub(crate) fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(max).collect();
-        out.push('…');
-        out
-    }
+    medsched_core::document::echo_id(s)
 }
 
 pub(crate) fn lower_first(s: &str) -> String {

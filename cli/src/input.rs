@@ -3,27 +3,56 @@
 use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use medsched_core::document::{self, MAX_DOCUMENT_BYTES};
 use medsched_core::{Format, Schedule};
 
 use crate::error::{echo, CliError};
 
-/// Reads a whole file as UTF-8 text.
+/// Reads a whole file as UTF-8 text (JSON, unless the name ends in
+/// `.toml`), at most [`MAX_DOCUMENT_BYTES`]: a longer file (`/dev/zero`)
+/// is `document_too_large` and invalid UTF-8 is `malformed_document`, both
+/// bad input (exit 2).
 pub(crate) fn read_file(path: &str) -> Result<String, CliError> {
-    std::fs::read_to_string(path).map_err(|e| CliError::io(format!("`{}`", echo(path)), &e))
+    read_document(path, Format::from_path(path).name())
 }
 
-/// Reads a file, or standard input when `path` is absent or `-`.
-pub(crate) fn read_file_or_stdin(path: Option<&str>) -> Result<String, CliError> {
+/// Reads a file, or standard input when `path` is absent or `-`, as
+/// [`read_file`] does; `format` names the document in errors.
+pub(crate) fn read_file_or_stdin(
+    path: Option<&str>,
+    format: &'static str,
+) -> Result<String, CliError> {
     match path {
-        Some(p) if p != "-" => read_file(p),
+        Some(p) if p != "-" => read_document(p, format),
         _ => {
-            let mut text = String::new();
-            std::io::stdin()
-                .read_to_string(&mut text)
+            let bytes = read_capped(std::io::stdin().lock())
                 .map_err(|e| CliError::io("standard input", &e))?;
-            Ok(text)
+            text(&bytes, format)
         }
     }
+}
+
+fn read_document(path: &str, format: &'static str) -> Result<String, CliError> {
+    let bytes = std::fs::File::open(path)
+        .and_then(read_capped)
+        .map_err(|e| CliError::io(format!("`{}`", echo(path)), &e))?;
+    text(&bytes, format)
+}
+
+/// At most one byte more than the cap, so a longer input (`/dev/zero`)
+/// is recognised without reading it all.
+fn read_capped(reader: impl Read) -> std::io::Result<Vec<u8>> {
+    let cap = u64::try_from(MAX_DOCUMENT_BYTES)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut bytes = Vec::new();
+    reader.take(cap).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The core's size and UTF-8 checks: bad input, not an I/O failure.
+fn text(bytes: &[u8], format: &'static str) -> Result<String, CliError> {
+    Ok(document::decode(bytes, format)?.to_owned())
 }
 
 /// Reads and compiles a clinic file (TOML for `.toml`, JSON otherwise).

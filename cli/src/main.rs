@@ -2,6 +2,7 @@
 // through `write_stdout` below, which handles a closed pipe instead of
 // panicking as `println!` would.
 #![allow(clippy::print_stdout)]
+#![forbid(unsafe_code)]
 
 //! `medsched`: bookable slots, explanations, conflict checks and recurrence
 //! expansion from a clinic file, and access-policy checks and decisions, on
@@ -27,6 +28,7 @@ Exit status:
   2  bad input: unknown zone or id, invalid RRULE, end before start,
      malformed file, bad timestamp or flag (error[<code>])
   3  `check` only: at least one occurrence conflicts
+  4  a defect in medsched (error[internal_error]); please report it
 
 Errors are one line on standard error: `error[<code>]: <message>`, with the
 codes of docs/error-codes.md.
@@ -76,6 +78,10 @@ enum Command {
     /// Validate an access policy, or decide one request against it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Panics inside a command, to show the panic becomes
+    /// `error[internal_error]` (a test aid; hidden from help).
+    #[command(hide = true, name = "debug-panic")]
+    DebugPanic,
 }
 
 const POLICY_EXIT_CODES: &str = "\
@@ -262,7 +268,22 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(&e),
     };
-    let result = match cli.command {
+    // A panic is a defect: it ends as one `error[internal_error]` line,
+    // and the default hook's message (which may quote input) is not shown.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(move || run(cli.command)).unwrap_or_else(|_| {
+        Err(CliError::Core(medsched_core::Error::internal(
+            "a panic was caught in the command line tool",
+        )))
+    });
+    match result {
+        Ok(out) => finish(out),
+        Err(e) => report(&e),
+    }
+}
+
+fn run(command: Command) -> Result<Out, CliError> {
+    match command {
         Command::Slots(a) => cmd::slots::run(&a),
         Command::Explain(a) => cmd::explain::run(&a),
         Command::Check(a) => cmd::check::run(&a),
@@ -270,16 +291,24 @@ fn main() -> ExitCode {
         Command::Demo => cmd::demo::run(),
         Command::Policy(PolicyCommand::Check(a)) => cmd::policy::check(&a),
         Command::Policy(PolicyCommand::Decide(a)) => cmd::policy::decide(&a),
-    };
-    match result {
-        Ok(out) => finish(&out),
-        Err(e) => report(&e),
+        #[allow(clippy::panic)]
+        Command::DebugPanic => panic!("medsched debug-panic"),
     }
 }
 
 /// Writes a command's output and notes; returns its exit status.
-fn finish(out: &Out) -> ExitCode {
-    if let Err(e) = write_stdout(&out.text) {
+fn finish(out: Out) -> ExitCode {
+    let written = write_stdout(&out.text).and_then(|()| match out.body {
+        Some(body) => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            match (body.0)(&mut w).and_then(|()| w.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
+        }
+        None => Ok(()),
+    });
+    if let Err(e) = written {
         return report(&CliError::Io {
             what: "standard output".into(),
             detail: one_line(&e.to_string()),

@@ -11,10 +11,25 @@ use serde_json::{json, Value};
 #[derive(Debug, Default)]
 pub(crate) struct Out {
     pub(crate) text: String,
+    /// Output written after `text`, straight to standard output (large
+    /// listings are streamed, not held in memory).
+    pub(crate) body: Option<Body>,
     /// Notes for standard error (`note: ...`), one per line.
     pub(crate) notes: Vec<String>,
     /// Exit status when the command succeeded (0, or 3 for conflicts).
     pub(crate) status: u8,
+}
+
+/// Writes streamed output to the writer it is given.
+pub(crate) type WriteFn = dyn FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>;
+
+/// A writer of streamed output.
+pub(crate) struct Body(pub(crate) Box<WriteFn>);
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Body(..)")
+    }
 }
 
 impl Out {

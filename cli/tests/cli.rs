@@ -291,12 +291,26 @@ fn expand_shifts_a_dtstart_in_the_gap_forward() {
 
 #[test]
 fn expand_skip_nonexistent_drops_it_and_reads_stdin() {
+    // RFC 5545 §3.3.10: a generated time in the gap is dropped and not
+    // counted toward COUNT.
+    let text = "DTSTART;TZID=America/New_York:20240309T023000\nRRULE:FREQ=DAILY;COUNT=3\n";
+    let o = medsched_stdin(&["expand", "--skip-nonexistent"], Some(text));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().collect::<Vec<_>>(),
+        [
+            "2024-03-09T02:30:00-05:00",
+            "2024-03-11T02:30:00-04:00",
+            "2024-03-12T02:30:00-04:00"
+        ]
+    );
+    // DTSTART itself is always kept, read with the offset before the gap.
     let text = std::fs::read_to_string(fixture("dst-gap.ics")).unwrap();
     let o = medsched_stdin(&["expand", "--skip-nonexistent"], Some(&text));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
         stdout(&o).lines().collect::<Vec<_>>(),
-        ["2024-03-11T02:30:00-04:00"]
+        ["2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"]
     );
 }
 
@@ -763,11 +777,10 @@ fn policy_decide_bad_input_gives_its_codes() {
     let unknown_field = policy_fixture("principal-unknown-field.json");
     let o = run(&unknown_field, "phi.read", &target, &[]);
     assert_error(&o, "malformed_document", 2);
-    assert!(
-        stderr(&o).contains("unknown field `clearance`"),
-        "{}",
-        stderr(&o)
-    );
+    // The position, never the unknown key itself (caller text).
+    let err = stderr(&o);
+    assert!(err.ends_with("line 5 column 13: unknown field\n"), "{err}");
+    assert!(!err.contains("clearance"), "{err}");
     // A principal where a target belongs is caught by the target's schema.
     let o = run(&provider, "phi.read", &provider, &[]);
     assert_error(&o, "malformed_document", 2);
@@ -792,4 +805,342 @@ fn policy_help_documents_the_clock_and_exit_codes() {
     assert!(out.contains("phi.read"), "{out}");
     let o = medsched(&["--help"]);
     assert!(stdout(&o).contains("policy"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_panic_becomes_one_internal_error_line() {
+    let o = medsched(&["debug-panic"]);
+    assert_error(&o, "internal_error", 4);
+    let err = stderr(&o);
+    assert!(
+        !err.contains("debug-panic"),
+        "the panic message leaked: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+// --- No PHI on stdout or stderr, size cap, UTF-8 ----------------------------
+
+/// Writes `bytes` to a file of this test process in the temp folder.
+fn temp_file(name: &str, bytes: &[u8]) -> String {
+    let p = std::env::temp_dir().join(format!("medsched-cli-{}-{name}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn medsched_bytes(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_medsched"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("medsched runs");
+    // The command stops reading at the cap and closes the pipe.
+    let _ = child.stdin.take().unwrap().write_all(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Neither stream shows a planted value or a raw ESC/BEL byte.
+fn assert_streams_clean(label: &str, o: &Output) {
+    for bytes in [&o.stdout, &o.stderr] {
+        let text = String::from_utf8_lossy(bytes);
+        for mark in ["SENTINEL", "98765432101"] {
+            assert!(!text.contains(mark), "{label}: `{mark}` in {text}");
+        }
+        assert!(
+            !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
+            "{label}: raw control byte in {text:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_documents_echo_no_planted_text() {
+    let hours = |rrule: &str| {
+        format!(
+            r#"{{"resources":[{{"id":"dr-a","zone":"UTC"}}],"working_hours":[{{"resource":"dr-a","dtstart":"2027-03-01T09:00:00","end":"12:00:00","rrule":"{rrule}"}}],"appointment_types":[{{"id":"visit","duration_min":30,"step_min":15,"requirements":[{{"resources":["dr-a"]}}]}}]}}"#
+        )
+    };
+    let clinics: Vec<(&str, String, &str)> = vec![
+        (
+            "enum.json",
+            r#"{"appointments":[{"id":"a1","resources":[],"status":"SENTINEL1"}]}"#.into(),
+            "malformed_document",
+        ),
+        (
+            "integer.json",
+            r#"{"resources":[{"id":98765432101,"zone":"UTC"}]}"#.into(),
+            "malformed_document",
+        ),
+        (
+            "number.json",
+            r#"{"resources":[{"id":"dr-a","zone":"UTC","capacity":98765432101}]}"#.into(),
+            "malformed_document",
+        ),
+        (
+            "key.json",
+            r#"{"resources":[{"id":"dr-a","zone":"UTC","SENTINEL2":1}]}"#.into(),
+            "malformed_document",
+        ),
+        (
+            "quotes.json",
+            r#"{"resources":"a\"SENTINEL3\"b"}"#.into(),
+            "malformed_document",
+        ),
+        (
+            "phi.json",
+            r#"{"appointments":[{"id":"a1","resources":[],"reason":["SENTINEL-R"]}]}"#.into(),
+            "malformed_document",
+        ),
+        ("rule.json", hours("FREQ=SENTINEL4"), "rrule_invalid"),
+        (
+            "long-rule.json",
+            hours(&format!("FREQ=SENTINEL4{}", "Y".repeat(200_000))),
+            "rrule_invalid",
+        ),
+        (
+            "enum.toml",
+            "[[appointments]]\nid = \"a1\"\nresources = []\nstatus = \"SENTINEL1\"\n".into(),
+            "malformed_document",
+        ),
+        (
+            "key.toml",
+            "[[resources]]\nid = \"dr-a\"\nzone = \"UTC\"\nSENTINEL2 = 1\n".into(),
+            "malformed_document",
+        ),
+        (
+            "quotes.toml",
+            "resources = \"a\\\"SENTINEL3\\\"b\"\n".into(),
+            "malformed_document",
+        ),
+        (
+            "number.toml",
+            "[[resources]]\nid = \"dr-a\"\nzone = \"UTC\"\ncapacity = 98765432101\n".into(),
+            "malformed_document",
+        ),
+    ];
+    for (name, text, code) in &clinics {
+        let file = temp_file(name, text.as_bytes());
+        let o = medsched(&[
+            "slots",
+            &file,
+            "--type",
+            "visit",
+            "--from",
+            "2027-03-12",
+            "--to",
+            "2027-03-16",
+        ]);
+        assert_error(&o, code, 2);
+        assert_streams_clean(name, &o);
+    }
+    let o = medsched_stdin(
+        &["expand"],
+        Some("DTSTART:20270301T090000\nRRULE:FREQ=SENTINEL4;BYHOUR=SENTINEL4\n"),
+    );
+    assert_error(&o, "rrule_invalid", 2);
+    assert_streams_clean("expand rule text", &o);
+    let clinic = fixture("tiny.json");
+    let requests = [
+        ("req-time.json", r#"{"type":"visit","start":"SENTINEL6"}"#),
+        (
+            "req-key.json",
+            r#"{"type":"visit","start":"2027-03-16T13:00:00Z","SENTINEL2":1}"#,
+        ),
+        (
+            "req-quotes.json",
+            r#"{"type":"visit","start":"2027-03-16T13:00:00Z","resources":"a\"SENTINEL3\"b"}"#,
+        ),
+        (
+            "req-rule.json",
+            r#"{"type":"visit","zone":"UTC","dtstart":"2027-03-01T10:00:00","rrule":"FREQ=SENTINEL4","resources":["dr-a"]}"#,
+        ),
+        (
+            "req-key.toml",
+            "type = \"visit\"\nstart = \"2027-03-16T13:00:00Z\"\nSENTINEL2 = 1\n",
+        ),
+    ];
+    for (name, text) in requests {
+        let file = temp_file(name, text.as_bytes());
+        let o = medsched(&["check", &clinic, &file, "--now", "2027-02-01"]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_streams_clean(name, &o);
+    }
+    let policies = [
+        (
+            "pol-key.toml",
+            "version = \"v\"\n[roles.a]\nSENTINEL2 = 1\n",
+        ),
+        (
+            "pol-number.toml",
+            "version = \"v\"\n[break_glass]\nmax_minutes = 98765432101\n",
+        ),
+        ("pol-quotes.toml", "version = [\"a\\\"SENTINEL3\\\"b\"]\n"),
+    ];
+    for (name, text) in policies {
+        let file = temp_file(name, text.as_bytes());
+        let o = medsched(&["policy", "check", &file]);
+        assert_error(&o, "malformed_document", 2);
+        assert_streams_clean(name, &o);
+    }
+    let policy = clinic_policy();
+    let provider = policy_fixture("provider.json");
+    let target = policy_fixture("target-riverside.json");
+    let docs = [
+        (
+            "pr-key.json",
+            r#"{"user":"u","tenant":"t","SENTINEL2":1}"#,
+            true,
+        ),
+        (
+            "pr-number.json",
+            r#"{"user":98765432101,"tenant":"t"}"#,
+            true,
+        ),
+        (
+            "pr-quotes.json",
+            r#"{"user":"u","tenant":"t","roles":"a\"SENTINEL3\"b"}"#,
+            true,
+        ),
+        (
+            "pr-glass.json",
+            r#"{"user":"u","tenant":"t","elevations":[{"patient":"p","reason":"SENTINEL-B","granted_at":"x"}]}"#,
+            true,
+        ),
+        ("tg-key.json", r#"{"tenant":"t","SENTINEL2":1}"#, false),
+        (
+            "tg-number.toml",
+            "tenant = \"t\"\npatient = 98765432101\n",
+            false,
+        ),
+    ];
+    for (name, text, is_principal) in docs {
+        let file = temp_file(name, text.as_bytes());
+        let (p, t) = if is_principal {
+            (file.as_str(), target.as_str())
+        } else {
+            (provider.as_str(), file.as_str())
+        };
+        let o = medsched(&[
+            "policy",
+            "decide",
+            &policy,
+            "--principal",
+            p,
+            "--action",
+            "phi.read",
+            "--target",
+            t,
+        ]);
+        assert_error(&o, "malformed_document", 2);
+        assert_streams_clean(name, &o);
+    }
+}
+
+#[test]
+fn control_characters_in_ids_are_escaped() {
+    let text = "{\"resources\":[{\"id\":\"dr-a\",\"zone\":\"UTC\"}],\"working_hours\":[{\"resource\":\"ghost\\u001b]0;owned\\u0007\",\"dtstart\":\"2027-03-01T09:00:00\",\"end\":\"12:00:00\",\"rrule\":\"FREQ=DAILY\"}]}";
+    let file = temp_file("esc.json", text.as_bytes());
+    let o = medsched(&[
+        "slots",
+        &file,
+        "--type",
+        "visit",
+        "--from",
+        "2027-03-12",
+        "--to",
+        "2027-03-16",
+    ]);
+    assert_error(&o, "not_found", 2);
+    assert_streams_clean("esc id", &o);
+    assert!(
+        stderr(&o).contains("ghost\\u{1b}]0;owned\\u{7}"),
+        "{}",
+        stderr(&o)
+    );
+    // A file name or flag value is escaped too.
+    let o = medsched(&[
+        "slots",
+        "no-such-\u{1b}[2J.json",
+        "--type",
+        "visit",
+        "--from",
+        "2027-03-12",
+        "--to",
+        "2027-03-16",
+    ]);
+    assert_error(&o, "io_error", 1);
+    assert_streams_clean("esc file name", &o);
+    let o = medsched(&["expand", "-", "--from", "\u{7}SENTINEL9"]);
+    assert_error(&o, "invalid_input", 2);
+    assert!(stderr(&o).contains("\\u{7}"), "{}", stderr(&o));
+}
+
+#[test]
+fn oversized_input_is_bad_input_and_ends_quickly() {
+    let started = std::time::Instant::now();
+    for args in [
+        vec![
+            "slots",
+            "/dev/zero",
+            "--type",
+            "visit",
+            "--from",
+            "2027-03-12",
+            "--to",
+            "2027-03-16",
+        ],
+        vec!["expand", "/dev/zero"],
+        vec!["policy", "check", "/dev/zero"],
+    ] {
+        let o = medsched(&args);
+        assert_error(&o, "document_too_large", 2);
+        assert!(
+            stderr(&o).contains("16777216 bytes"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    let big = vec![b' '; 16 * 1024 * 1024 + 10];
+    let o = medsched_bytes(&["expand"], &big);
+    assert_error(&o, "document_too_large", 2);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn invalid_utf8_is_bad_input() {
+    let file = temp_file(
+        "latin1.json",
+        b"{\"resources\": [\n {\"id\": \"dr-\xe9\"}]}",
+    );
+    let o = medsched(&[
+        "slots",
+        &file,
+        "--type",
+        "visit",
+        "--from",
+        "2027-03-12",
+        "--to",
+        "2027-03-16",
+    ]);
+    assert_error(&o, "malformed_document", 2);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error[malformed_document]: malformed json document: line 2 column 13: invalid utf-8"
+    );
+    let o = medsched_bytes(
+        &["expand"],
+        b"DTSTART:20270301T090000\nRRULE:FREQ=DAILY\xff\n",
+    );
+    assert_error(&o, "malformed_document", 2);
+    assert!(
+        stderr(&o).contains("malformed icalendar document: line 2"),
+        "{}",
+        stderr(&o)
+    );
 }

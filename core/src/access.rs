@@ -324,7 +324,9 @@ impl<S: Store> Engine<S> {
     }
 
     /// Cancels (`appointment.cancel`), recording who (the principal) and
-    /// why (a reason code).
+    /// why (a reason code from the closed list, in the `cancelled` event).
+    /// An optional note is PHI: it is added to the appointment's notes
+    /// (redacted like them) and never reaches the event or the audit trail.
     ///
     /// # Errors
     ///
@@ -334,10 +336,11 @@ impl<S: Store> Engine<S> {
         who: &Principal,
         id: &str,
         expected_version: u64,
-        reason_code: &str,
+        reason: crate::CancelReason,
+        note: Option<&str>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         self.mutate(who, id, Action::AppointmentCancel, |t, extra| {
-            self.cancel_in(t, id, expected_version, &who.user, reason_code, extra)
+            self.cancel_in(t, id, expected_version, &who.user, reason, note, extra)
         })
     }
 

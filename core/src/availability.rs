@@ -6,6 +6,7 @@
 use chrono_tz::Tz;
 use medsched_storage::Nonexistent;
 
+use crate::error::Error;
 use crate::interval::{self, Span};
 use crate::schedule::{Res, ResBusy, Schedule, Ty};
 use crate::time::{day_of_wall, ZoneTable, DAY};
@@ -28,6 +29,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) free: Vec<Span>,
     limited_days: Vec<i64>,
     counts: Vec<(i64, u32)>,
+    /// The first expansion that failed: the answer is refused, not given
+    /// without that rule's hours.
+    failed: Option<Error>,
 }
 
 impl<'a> Evaluator<'a> {
@@ -47,6 +51,16 @@ impl<'a> Evaluator<'a> {
             free: Vec::new(),
             limited_days: Vec::new(),
             counts: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// `Err` with the first expansion error met so far (an answer computed
+    /// without a rule's hours would be wrong).
+    pub(crate) fn check(&mut self) -> Result<(), Error> {
+        match self.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 
@@ -81,13 +95,12 @@ impl<'a> Evaluator<'a> {
         let (from_wall, to_wall) = (first_day * DAY, (last_day + 1) * DAY);
         for rule in &res.rules {
             self.walls.clear();
-            // Errors cannot happen for compiled rules within a bounded
-            // window; a failed expansion contributes no hours.
-            if rule
+            // A failed expansion is kept and reported by `check`.
+            if let Err(e) = rule
                 .rec
                 .walls(table, from_wall, to_wall, WALL_LIMIT, &mut self.walls)
-                .is_err()
             {
+                self.failed.get_or_insert(e);
                 continue;
             }
             for &w in &self.walls {
@@ -95,7 +108,7 @@ impl<'a> Evaluator<'a> {
                 if has_override(res, day) {
                     continue;
                 }
-                let Some(start) = table.resolve(w, rule.policy) else {
+                let Some(start) = rule.rec.resolve_wall(table, w) else {
                     continue;
                 };
                 let end_wall = (day + i64::from(rule.next_day)) * DAY + rule.end_tod;
@@ -132,15 +145,7 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn open(&mut self, res: &Res, from: i64, to: i64) -> &[Span] {
         self.hours(res, from, to);
         self.away.clear();
-        let lo = res.away.partition_point(|a| a.end <= from);
-        for a in res.away.get(lo..).unwrap_or_default() {
-            if a.start >= to {
-                break;
-            }
-            if a.end > from {
-                self.away.push((a.start, a.end));
-            }
-        }
+        res.away_in(from, to, &mut self.away);
         self.away.sort_unstable();
         self.open.clear();
         interval::subtract(&self.blocks, &self.away, &mut self.open);

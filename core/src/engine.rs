@@ -16,6 +16,7 @@ use medsched_storage::{
     OutboxEvent, PatientId, Phi, ResourceId, Store, StoredAppointment, TenantId, WaitlistEntry,
 };
 
+use crate::cancellation::CancelReason;
 use crate::error::{Error, RecordKind};
 use crate::explain::{OccurrenceReport, Proposal, Reason, SeriesProposal, SeriesReport};
 use crate::schedule::{Catalog, Schedule};
@@ -90,8 +91,13 @@ impl Default for EngineConfig {
     }
 }
 
-/// A request to book (or hold) one appointment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Longest hold, seconds (a day): a hold is a short reservation before
+/// confirmation, and a longer one would outlive the instants it can name.
+pub const MAX_HOLD_SECS: i64 = 24 * 60 * 60;
+
+/// A request to book (or hold) one appointment. Its `Debug` never shows
+/// the reason or the notes (PHI).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct BookRequest {
     /// The appointment id; derived from the idempotency key, or generated,
     /// when absent.
@@ -116,6 +122,25 @@ pub struct BookRequest {
     /// Ignore the type's minimum notice and horizon (needs
     /// `booking.bypass_notice`; a start in the past is still refused).
     pub bypass_notice: bool,
+}
+
+impl std::fmt::Debug for BookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `Phi`'s own `Debug` prints the redaction marker.
+        let redact = |v: &Option<String>| v.as_ref().map(|_| medsched_storage::Phi(()));
+        f.debug_struct("BookRequest")
+            .field("id", &self.id)
+            .field("type_id", &self.type_id)
+            .field("start", &self.start)
+            .field("resources", &self.resources)
+            .field("patient", &self.patient)
+            .field("reason", &redact(&self.reason))
+            .field("notes", &redact(&self.notes))
+            .field("idempotency_key", &self.idempotency_key)
+            .field("overbook", &self.overbook)
+            .field("bypass_notice", &self.bypass_notice)
+            .finish()
+    }
 }
 
 /// The outcome of a booking.
@@ -686,11 +711,10 @@ impl<S: Store> Engine<S> {
     }
 
     fn booking_of(c: Committed, warnings: Vec<Reason>) -> Result<Booking, Error> {
-        let appointment = c
-            .appointments
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::invalid("store result", "no appointment returned"))?;
+        let appointment =
+            c.appointments.into_iter().next().ok_or_else(|| {
+                Error::internal("the store returned no appointment for an insert")
+            })?;
         Ok(Booking {
             appointment,
             replayed: c.replayed,
@@ -728,7 +752,13 @@ impl<S: Store> Engine<S> {
         ttl_secs: Option<i64>,
         extra: Vec<Op>,
     ) -> Result<Booking, Error> {
-        let ttl = ttl_secs.unwrap_or(self.config.default_hold_secs).max(1);
+        let ttl = ttl_secs.unwrap_or(self.config.default_hold_secs);
+        if !(1..=MAX_HOLD_SECS).contains(&ttl) {
+            return Err(Error::invalid(
+                "hold ttl",
+                format!("must be from 1 to {MAX_HOLD_SECS} seconds"),
+            ));
+        }
         self.book_or_hold(tenant, req, Some(ttl), extra)
     }
 
@@ -752,14 +782,14 @@ impl<S: Store> Engine<S> {
             || current.hold_expires_at.is_none()
         {
             return Err(Error::InvalidTransition {
-                appointment: id.to_owned(),
+                appointment: crate::error::truncate(id),
                 from: current.appointment.status.code(),
                 to: AppointmentStatus::Booked.code(),
             });
         }
         if current.hold_expires_at.is_some_and(|h| h <= now) {
             return Err(Error::HoldExpired {
-                appointment: id.to_owned(),
+                appointment: crate::error::truncate(id),
             });
         }
         let mut a = current.appointment.clone();
@@ -794,10 +824,11 @@ impl<S: Store> Engine<S> {
         c.appointments
             .into_iter()
             .next()
-            .ok_or_else(|| Error::invalid("store result", "no appointment returned"))
+            .ok_or_else(|| Error::internal("the store returned no appointment for an insert"))
     }
 
     /// Cancels an appointment, recording who and why (a reason code) in the
+    /// event; a note (PHI) goes with the appointment's notes, never into the
     /// event; its reminders are dropped; when a waitlist entry matches the
     /// freed slot, the slot is held for it and an offer event written, all
     /// in one atomic step.
@@ -805,13 +836,15 @@ impl<S: Store> Engine<S> {
     /// # Errors
     ///
     /// `version_conflict`, `invalid_transition`, `not_found`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn cancel_in(
         &self,
         tenant: &TenantId,
         id: &str,
         expected_version: u64,
         by: &str,
-        reason_code: &str,
+        reason: CancelReason,
+        note: Option<&str>,
         extra: Vec<Op>,
     ) -> Result<Arc<StoredAppointment>, Error> {
         let now = self.now();
@@ -820,13 +853,15 @@ impl<S: Store> Engine<S> {
         let from = current.appointment.status;
         if !crate::status::allowed(from, AppointmentStatus::Cancelled) {
             return Err(Error::InvalidTransition {
-                appointment: id.to_owned(),
+                appointment: crate::error::truncate(id),
                 from: from.code(),
                 to: AppointmentStatus::Cancelled.code(),
             });
         }
         let mut a = current.appointment.clone();
         a.status = AppointmentStatus::Cancelled;
+        a.notes =
+            crate::cancellation::with_note(a.notes.as_ref().map(|n| n.0.as_str()), note).map(Phi);
         let mut ops = vec![
             Op::Update {
                 appointment: a.clone(),
@@ -848,7 +883,7 @@ impl<S: Store> Engine<S> {
                     start: a.start,
                     status: Some(a.status.code().to_owned()),
                     actor: Some(by.to_owned()),
-                    reason_code: Some(reason_code.to_owned()),
+                    reason_code: Some(reason.code().to_owned()),
                     ..EventData::default()
                 },
             }),
@@ -940,7 +975,7 @@ impl<S: Store> Engine<S> {
             AppointmentStatus::Booked | AppointmentStatus::Pending
         ) {
             return Err(Error::InvalidTransition {
-                appointment: id.to_owned(),
+                appointment: crate::error::truncate(id),
                 from: a0.status.code(),
                 to: a0.status.code(),
             });
@@ -1015,7 +1050,8 @@ impl<S: Store> Engine<S> {
                 id,
                 expected_version,
                 "system",
-                "status_change",
+                CancelReason::StatusChange,
+                None,
                 extra,
             );
         }
@@ -1025,7 +1061,7 @@ impl<S: Store> Engine<S> {
         let from = current.appointment.status;
         if !crate::status::allowed(from, to) {
             return Err(Error::InvalidTransition {
-                appointment: id.to_owned(),
+                appointment: crate::error::truncate(id),
                 from: from.code(),
                 to: to.code(),
             });
@@ -1334,7 +1370,7 @@ fn unavailable(r: &OccurrenceReport) -> Error {
     reasons.sort();
     reasons.dedup();
     let resource = match r.conflicts.as_slice() {
-        [one] => one.resource.clone(),
+        [one] => one.resource.as_deref().map(crate::error::truncate),
         _ => None,
     };
     Error::SlotUnavailable { resource, reasons }

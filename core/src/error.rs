@@ -173,13 +173,41 @@ pub enum Error {
         /// The denial reason code.
         reason: &'static str,
     },
+    /// An answer larger than the core returns.
+    #[error("the answer has more than {limit} {what}; narrow the window or the resources")]
+    OutputTooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
+    /// A broken invariant or a caught panic: a defect in medsched, never
+    /// the answer to bad input. The message carries no input.
+    #[error("internal error: {detail}")]
+    Internal {
+        /// Which invariant, in medsched's words.
+        detail: String,
+    },
+    /// The store's schema is newer than this build knows.
+    #[error("{detail}")]
+    SchemaTooNew {
+        /// The versions found and known.
+        detail: String,
+    },
     /// A clinic file or document that cannot be parsed.
     #[error("malformed {format} document: {detail}")]
     Malformed {
         /// `json` or `toml`.
         format: &'static str,
-        /// The parser's account, with line and column.
+        /// The category, line and column and schema path, never the
+        /// parser's own text.
         detail: String,
+    },
+    /// A document longer than [`crate::document::MAX_DOCUMENT_BYTES`].
+    #[error("document exceeds the limit of {limit} bytes")]
+    DocumentTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
     },
 }
 
@@ -196,6 +224,7 @@ impl Error {
             Error::DuplicateId { .. } => "duplicate_id",
             Error::InvalidInput { .. } => "invalid_input",
             Error::Malformed { .. } => "malformed_document",
+            Error::DocumentTooLarge { .. } => "document_too_large",
             Error::SlotUnavailable { .. } => "slot_unavailable",
             Error::VersionConflict { .. } => "version_conflict",
             Error::IdempotencyMismatch => "idempotency_mismatch",
@@ -206,6 +235,9 @@ impl Error {
             Error::Integrity { .. } => "integrity_error",
             Error::PolicyInvalid { .. } => "policy_invalid",
             Error::PermissionDenied { .. } => "permission_denied",
+            Error::OutputTooLarge { .. } => "output_too_large",
+            Error::Internal { .. } => "internal_error",
+            Error::SchemaTooNew { .. } => "schema_too_new",
         }
     }
 
@@ -220,6 +252,7 @@ impl Error {
         "duplicate_id",
         "invalid_input",
         "malformed_document",
+        "document_too_large",
         "slot_unavailable",
         "version_conflict",
         "idempotency_mismatch",
@@ -230,6 +263,9 @@ impl Error {
         "integrity_error",
         "policy_invalid",
         "permission_denied",
+        "output_too_large",
+        "internal_error",
+        "schema_too_new",
     ];
 
     /// Whether retrying the same call may succeed.
@@ -240,6 +276,14 @@ impl Error {
     pub(crate) fn unknown_zone(name: &str) -> Self {
         Error::UnknownZone {
             name: truncate(name),
+        }
+    }
+
+    /// The error of a broken invariant or a caught panic; `what` is
+    /// medsched's own text, never input.
+    pub fn internal(what: &'static str) -> Self {
+        Error::Internal {
+            detail: what.to_owned(),
         }
     }
 
@@ -264,50 +308,56 @@ impl Error {
     }
 }
 
-/// Caller input echoed in a message is cut to a readable length.
+/// Caller input echoed in a message: the id echo, cut to a readable
+/// length with control characters escaped ([`crate::document::echo_id`]).
 pub(crate) fn truncate(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let mut out: String = s.chars().take(MAX).collect();
-        out.push('…');
-        out
-    }
+    crate::document::echo_id(s)
 }
 
 impl From<medsched_storage::StorageError> for Error {
+    /// Every storage kind has its own arm (the kind enum is exhaustive, so
+    /// a new kind does not compile until it is mapped here); the record id
+    /// a store names is kept.
     fn from(e: medsched_storage::StorageError) -> Self {
         use medsched_storage::StorageErrorKind as K;
+        let kind_of = |what: &str| match what {
+            "appointment" | "appointment key" => RecordKind::Appointment,
+            "event" => RecordKind::Event,
+            "catalog of tenant" => RecordKind::Catalog,
+            "waitlist entry" => RecordKind::WaitlistEntry,
+            _ => RecordKind::Other,
+        };
         let detail = e.to_string();
         match e.kind() {
             K::NotFound => {
                 let (what, id) = e.record().unwrap_or(("record", ""));
-                let kind = match what {
-                    "appointment" | "appointment key" => RecordKind::Appointment,
-                    "event" => RecordKind::Event,
-                    "catalog of tenant" => RecordKind::Catalog,
-                    _ => RecordKind::Other,
-                };
                 Error::NotFound {
-                    kind,
+                    kind: kind_of(what),
                     id: truncate(id),
                 }
             }
+            K::Duplicate => match e.record() {
+                Some((what, id)) => Error::DuplicateId {
+                    kind: kind_of(what),
+                    id: truncate(id),
+                },
+                None => Error::DuplicateId {
+                    kind: RecordKind::Other,
+                    id: String::new(),
+                },
+            },
             K::SlotTaken => Error::SlotUnavailable {
-                resource: e.resource().map(|r| r.0.clone()),
+                resource: e.resource().map(|r| truncate(&r.0)),
                 reasons: vec![],
             },
             K::VersionConflict => Error::VersionConflict { detail },
-            K::Duplicate => Error::DuplicateId {
-                kind: RecordKind::Appointment,
-                id: detail,
-            },
             K::IdempotencyMismatch => Error::IdempotencyMismatch,
             K::LeaseLost => Error::LeaseLost { detail },
             K::Integrity => Error::Integrity { detail },
             K::Invalid => Error::invalid("store request", detail),
-            _ => Error::StorageUnavailable { detail },
+            K::Unavailable => Error::StorageUnavailable { detail },
+            K::SchemaTooNew => Error::SchemaTooNew { detail },
+            K::Internal => Error::Internal { detail },
         }
     }
 }
@@ -339,6 +389,7 @@ mod tests {
                 format: "json",
                 detail: "d".into(),
             },
+            Error::DocumentTooLarge { limit: 1 },
             Error::SlotUnavailable {
                 resource: None,
                 reasons: vec![],
@@ -364,6 +415,12 @@ mod tests {
                 action: "phi.read",
                 reason: "no_grant",
             },
+            Error::OutputTooLarge {
+                what: "slot entries",
+                limit: 1,
+            },
+            Error::internal("sample"),
+            Error::SchemaTooNew { detail: "d".into() },
         ];
         assert!(samples
             .iter()
@@ -377,6 +434,36 @@ mod tests {
                 "{code} missing from docs/error-codes.md"
             );
         }
+    }
+
+    #[test]
+    fn every_storage_kind_keeps_its_code_and_record() {
+        use medsched_storage::{StorageError, StorageErrorKind as K};
+        let kinds = [
+            K::NotFound,
+            K::SlotTaken,
+            K::VersionConflict,
+            K::Duplicate,
+            K::IdempotencyMismatch,
+            K::LeaseLost,
+            K::Unavailable,
+            K::Integrity,
+            K::Invalid,
+            K::SchemaTooNew,
+            K::Internal,
+        ];
+        for kind in kinds {
+            let s = StorageError::new(kind, "broken");
+            let e = Error::from(s.clone());
+            assert_eq!(e.code(), s.code(), "{kind:?}");
+            assert_eq!(e.is_temporary(), kind == K::Unavailable, "{kind:?}");
+        }
+        let e = Error::from(StorageError::duplicate("waitlist entry", "w-1"));
+        assert_eq!(e.to_string(), "duplicate waitlist entry id `w-1`");
+        let e = Error::from(StorageError::duplicate("appointment", "a-1"));
+        assert_eq!(e.to_string(), "duplicate appointment id `a-1`");
+        let e = Error::from(StorageError::not_found("waitlist entry", "w-2"));
+        assert_eq!(e.to_string(), "waitlist entry `w-2` not found");
     }
 
     #[test]

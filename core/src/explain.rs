@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use medsched_storage::Severity;
 use serde::{Deserialize, Serialize};
 
+use crate::document::echo_id;
+
 use crate::availability::{on_grid, week_of_day, Evaluator};
 use crate::error::{Error, RecordKind};
 use crate::interval;
@@ -146,10 +148,12 @@ impl Reason {
                 fmt(latest)
             ),
             Reason::OutsideHours => "outside working hours (buffers included)".into(),
-            Reason::TimeOff { id } => format!("overlaps time off `{id}`"),
-            Reason::Overlap { appointment } => format!("overlaps appointment `{appointment}`"),
+            Reason::TimeOff { id } => format!("overlaps time off `{}`", echo_id(id)),
+            Reason::Overlap { appointment } => {
+                format!("overlaps appointment `{}`", echo_id(appointment))
+            }
             Reason::Buffer { appointment } => {
-                format!("buffer overlaps appointment `{appointment}`")
+                format!("buffer overlaps appointment `{}`", echo_id(appointment))
             }
             Reason::Capacity {
                 capacity,
@@ -165,7 +169,10 @@ impl Reason {
                 format!("weekly limit of {limit} reached in the week of {week_of}")
             }
             Reason::PatientOverlap { appointment } => {
-                format!("the patient already has appointment `{appointment}` at that time")
+                format!(
+                    "the patient already has appointment `{}` at that time",
+                    echo_id(appointment)
+                )
             }
             Reason::SeriesOverlap { other_start } => {
                 format!("overlaps the series occurrence at {}", fmt(other_start))
@@ -225,8 +232,9 @@ impl Schedule {
             s + ty.reach_after() + 8 * DAY,
         );
         let mut reasons = self.reasons(&mut ev, r, res, t, ty, s, now.timestamp());
+        ev.check()?;
         // The verdict is the listing predicate's; the reasons explain it.
-        let mut bookable = self.predicate(r, t, s, now.timestamp());
+        let mut bookable = self.predicate(r, t, s, now.timestamp())?;
         let mut warnings = Vec::new();
         if let Some(p) = patient {
             let found = self.patient_overlaps(p, s, s + ty.duration, None);
@@ -250,12 +258,16 @@ impl Schedule {
 
     /// Whether the listing predicate admits `start` for this resource; the
     /// same code that lists slots, run over the one start.
-    pub(crate) fn predicate(&self, r: u32, t: u32, s: i64, now: i64) -> bool {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecurrenceTooLarge`] when working hours cannot be expanded.
+    pub(crate) fn predicate(&self, r: u32, t: u32, s: i64, now: i64) -> Result<bool, Error> {
         let (Some(res), Some(ty)) = (self.res(r), self.ty(t)) else {
-            return false;
+            return Ok(false);
         };
         if !ty.groups.iter().any(|g| g.members.contains(&r)) {
-            return false;
+            return Ok(false);
         }
         let mut ev = Evaluator::new(
             self,
@@ -266,7 +278,8 @@ impl Schedule {
         ev.resource_starts(res, self.busy_of(r), t, ty, s, s + 1, now, |x| {
             admitted |= x == s
         });
-        admitted
+        ev.check()?;
+        Ok(admitted)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -313,7 +326,7 @@ impl Schedule {
         if !interval::covers(&hours, need_start, need_end) {
             reasons.push(Reason::OutsideHours);
         }
-        for a in &res.away {
+        for a in res.away_lists().into_iter().flatten() {
             if a.start < need_end && a.end > need_start {
                 let id = self
                     .time_off_ids
@@ -555,7 +568,7 @@ impl Schedule {
         let mut conflicts = Vec::new();
         for &r in &candidates {
             let Some(res) = self.res(r) else { continue };
-            if self.predicate(r, t, s, now) {
+            if self.predicate(r, t, s, now)? {
                 free.push(r);
             } else {
                 let reasons = self.reasons(&mut ev, r, res, t, ty, s, now);
@@ -565,6 +578,7 @@ impl Schedule {
                 });
             }
         }
+        ev.check()?;
         let assignment = if chosen.is_empty() {
             assign(ty, &free, None)
         } else if conflicts.is_empty() {

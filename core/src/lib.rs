@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cancellation;
+pub mod document;
 pub mod error;
 pub mod recurrence;
 pub mod time;
 
+pub use cancellation::CancelReason;
 pub use error::Error;
 mod availability;
 pub mod interval;

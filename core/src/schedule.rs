@@ -8,9 +8,7 @@ use std::sync::Arc;
 
 use chrono::{NaiveTime, Timelike};
 use chrono_tz::Tz;
-use medsched_storage::{
-    Appointment, AppointmentType, Clinic, LocalBlock, Nonexistent, Settings, WorkingHours,
-};
+use medsched_storage::{Appointment, AppointmentType, Clinic, LocalBlock, Settings, WorkingHours};
 
 use crate::error::{Error, RecordKind};
 use crate::recurrence::{Moment, Recurrence};
@@ -26,7 +24,6 @@ pub(crate) struct HoursRule {
     pub(crate) end_tod: i64,
     /// Whether the block ends on the next local day.
     pub(crate) next_day: bool,
-    pub(crate) policy: Nonexistent,
 }
 
 /// A block of an override date, as seconds after local midnight.
@@ -70,7 +67,40 @@ pub(crate) struct Res {
     pub(crate) overrides: Vec<(i64, Vec<DayBlock>)>,
     /// Sorted by start.
     pub(crate) away: Vec<Away>,
+    /// Longest own time off, seconds.
+    pub(crate) away_longest: i64,
+    /// Time off of the whole clinic, sorted by start; shared.
+    pub(crate) clinic_away: Arc<[Away]>,
+    /// Longest clinic-wide time off, seconds.
+    pub(crate) clinic_away_longest: i64,
     pub(crate) tags: Vec<String>,
+}
+
+impl Res {
+    /// The resource's own and the clinic's time off, each sorted by start.
+    pub(crate) fn away_lists(&self) -> [&[Away]; 2] {
+        [&self.away, &self.clinic_away]
+    }
+
+    /// Appends the time off (own and clinic-wide) overlapping `[from, to)`.
+    pub(crate) fn away_in(&self, from: i64, to: i64, out: &mut Vec<crate::interval::Span>) {
+        for (list, longest) in [
+            (&self.away[..], self.away_longest),
+            (&self.clinic_away[..], self.clinic_away_longest),
+        ] {
+            // Sorted by start: nothing starting before `from - longest`
+            // reaches `from`.
+            let lo = list.partition_point(|a| a.start < from.saturating_sub(longest));
+            for a in list.get(lo..).unwrap_or_default() {
+                if a.start >= to {
+                    break;
+                }
+                if a.end > from {
+                    out.push((a.start, a.end));
+                }
+            }
+        }
+    }
 }
 
 /// The appointments that hold time on one resource.
@@ -235,6 +265,19 @@ fn minutes(field: impl Fn() -> String, value: u32, min: u32) -> Result<i64, Erro
     Ok(i64::from(value) * MINUTE)
 }
 
+/// Longest buffer before or after an appointment, minutes (a day).
+pub const MAX_BUFFER_MIN: u32 = 24 * 60;
+
+fn buffer(field: impl Fn() -> String, value: u32) -> Result<i64, Error> {
+    if value > MAX_BUFFER_MIN {
+        return Err(Error::invalid(
+            field(),
+            format!("must be at most {MAX_BUFFER_MIN} minutes"),
+        ));
+    }
+    Ok(i64::from(value) * MINUTE)
+}
+
 fn tod(t: NaiveTime) -> i64 {
     i64::from(t.num_seconds_from_midnight())
 }
@@ -394,7 +437,7 @@ impl Catalog {
             if resource_index.insert(r.id.0.clone(), pos as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::Resource,
-                    id: r.id.0.clone(),
+                    id: crate::error::truncate(&r.id.0),
                 });
             }
             if r.capacity == 0 {
@@ -410,6 +453,9 @@ impl Catalog {
                 rules: Vec::new(),
                 overrides: Vec::new(),
                 away: Vec::new(),
+                away_longest: 0,
+                clinic_away: Arc::from(Vec::new()),
+                clinic_away_longest: 0,
                 tags: r.tags.clone(),
             });
         }
@@ -430,20 +476,44 @@ impl Catalog {
             res.rules.push(rule);
         }
 
+        // Overrides of one date are joined: sorted once, then merged in
+        // one pass (n log n, not a search per override).
         for ov in &clinic.overrides {
             let r = lookup(ov.resource.as_str())?;
             let day = day_of_date(ov.date);
             if let Some(res) = resources.get_mut(r as usize) {
                 let blocks = ov.blocks.iter().map(day_block).collect::<Vec<_>>();
-                match res.overrides.iter_mut().find(|(d, _)| *d == day) {
-                    Some((_, existing)) => existing.extend(blocks),
-                    None => res.overrides.push((day, blocks)),
+                res.overrides.push((day, blocks));
+            }
+        }
+        for res in &mut resources {
+            res.overrides.sort_by_key(|(d, _)| *d);
+            let mut merged: Vec<(i64, Vec<DayBlock>)> = Vec::with_capacity(res.overrides.len());
+            for (day, blocks) in res.overrides.drain(..) {
+                match merged.last_mut() {
+                    Some((d, existing)) if *d == day => existing.extend(blocks),
+                    _ => merged.push((day, blocks)),
                 }
             }
+            res.overrides = merged;
         }
 
         let mut time_off_ids = Vec::with_capacity(clinic.time_off.len());
+        let mut seen_time_off = std::collections::HashSet::with_capacity(clinic.time_off.len());
+        let mut clinic_wide = Vec::new();
         for (i, off) in clinic.time_off.iter().enumerate() {
+            if off.id.is_empty() {
+                return Err(Error::invalid(
+                    format!("time_off[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if !seen_time_off.insert(off.id.as_str()) {
+                return Err(Error::DuplicateId {
+                    kind: RecordKind::TimeOff,
+                    id: crate::error::truncate(&off.id),
+                });
+            }
             let (start, end) = (off.start.timestamp(), off.end.timestamp());
             if end <= start {
                 return Err(Error::EndBeforeStart {
@@ -462,7 +532,7 @@ impl Catalog {
                         res.away.push(away);
                     }
                 }
-                None => resources.iter_mut().for_each(|res| res.away.push(away)),
+                None => clinic_wide.push(away),
             }
             time_off_ids.push(off.id.clone());
         }
@@ -470,10 +540,16 @@ impl Catalog {
         let mut types = Vec::with_capacity(clinic.appointment_types.len());
         let mut type_index = HashMap::new();
         for (i, t) in clinic.appointment_types.iter().enumerate() {
+            if t.id.as_str().is_empty() {
+                return Err(Error::invalid(
+                    format!("appointment_types[{i}].id"),
+                    "must not be empty",
+                ));
+            }
             if type_index.insert(t.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::AppointmentType,
-                    id: t.id.0.clone(),
+                    id: crate::error::truncate(&t.id.0),
                 });
             }
             types.push(compile_type(t, i, &resources, &resource_index)?);
@@ -483,9 +559,17 @@ impl Catalog {
             .iter()
             .filter_map(|&i| clinic.resources.get(i).cloned())
             .collect();
+        // Clinic-wide time off is one list shared by every resource, so
+        // its size does not multiply by the number of resources.
+        clinic_wide.sort_by_key(|a| (a.start, a.end));
+        let longest = |list: &[Away]| list.iter().map(|a| a.end - a.start).max().unwrap_or(0);
+        let clinic_longest = longest(&clinic_wide);
+        let clinic_wide: Arc<[Away]> = clinic_wide.into();
         for res in &mut resources {
-            res.overrides.sort_by_key(|(d, _)| *d);
             res.away.sort_by_key(|a| (a.start, a.end));
+            res.away_longest = longest(&res.away);
+            res.clinic_away = Arc::clone(&clinic_wide);
+            res.clinic_away_longest = clinic_longest;
         }
         let resource_names: Arc<[String]> = resources.iter().map(|r| r.id.clone()).collect();
         Ok(Self {
@@ -598,6 +682,9 @@ fn in_field(e: Error, place: &str) -> Error {
     }
 }
 
+/// Most block starts a working-hours rule may give in one local day.
+pub const MAX_HOURS_STARTS_PER_DAY: usize = 24;
+
 fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Error> {
     let zone = match &wh.zone {
         Some(z) => parse_zone(z)?,
@@ -605,18 +692,30 @@ fn compile_hours(wh: &WorkingHours, resource_zone: Tz) -> Result<HoursRule, Erro
     };
     // `end` equal to the start is a 24-hour block (an on-call day), as the
     // record documents: an end not after the start is on the next day.
+    let parts = crate::recurrence::parse_rrule_parts(&wh.rrule)?;
+    // A working-hours rule is expanded on every query from its DTSTART, so
+    // its cadence is bounded at load: at most one block start a day per
+    // FREQ step, and at most 24 block starts a day in all.
+    let per_day = parts.times_per_day();
+    if parts.period_secs() < crate::time::DAY || per_day > MAX_HOURS_STARTS_PER_DAY {
+        return Err(Error::RecurrenceTooLarge {
+            limit: MAX_HOURS_STARTS_PER_DAY,
+        });
+    }
+    if wh.rdates.len() + wh.exdates.len() > crate::recurrence::MAX_DATES {
+        return Err(Error::rrule(format!(
+            "more than {} rdates and exdates",
+            crate::recurrence::MAX_DATES
+        )));
+    }
     let mut rec = Recurrence::new(zone, wh.dtstart, &wh.rrule)?.with_policy(wh.nonexistent);
-    for d in &wh.rdates {
-        rec.add_rdate(Moment::Wall(d.and_time(wh.dtstart.time())));
-    }
-    for d in &wh.exdates {
-        rec.add_exdate(Moment::Wall(d.and_time(wh.dtstart.time())));
-    }
+    let at = wh.dtstart.time();
+    rec.add_rdates(wh.rdates.iter().map(|d| Moment::Wall(d.and_time(at))));
+    rec.add_exdates(wh.exdates.iter().map(|d| Moment::Wall(d.and_time(at))));
     Ok(HoursRule {
         rec,
         end_tod: tod(wh.end),
         next_day: wh.end <= wh.dtstart.time(),
-        policy: wh.nonexistent,
     })
 }
 
@@ -680,8 +779,8 @@ fn compile_type(
     }
     Ok(Ty {
         duration: minutes(|| f("duration_min"), t.duration_min, 1)?,
-        before: minutes(|| f("buffer_before_min"), t.buffer_before_min, 0)?,
-        after: minutes(|| f("buffer_after_min"), t.buffer_after_min, 0)?,
+        before: buffer(|| f("buffer_before_min"), t.buffer_before_min)?,
+        after: buffer(|| f("buffer_after_min"), t.buffer_after_min)?,
         step,
         align,
         notice: minutes(|| f("min_notice_min"), t.min_notice_min, 0)?,
@@ -700,10 +799,22 @@ impl Bookings {
         let mut ids = HashMap::with_capacity(appointments.len());
         let mut patient_busy: HashMap<String, Vec<(i64, i64, u64)>> = HashMap::new();
         for (i, a) in appointments.iter().enumerate() {
+            if a.id.as_str().is_empty() {
+                return Err(Error::invalid(
+                    format!("appointments[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if a.buffer_before_min > MAX_BUFFER_MIN || a.buffer_after_min > MAX_BUFFER_MIN {
+                return Err(Error::invalid(
+                    format!("appointments[{i}]"),
+                    format!("buffers must be at most {MAX_BUFFER_MIN} minutes"),
+                ));
+            }
             if appointment_index.insert(a.id.0.clone(), i as u32).is_some() {
                 return Err(Error::DuplicateId {
                     kind: RecordKind::Appointment,
-                    id: a.id.0.clone(),
+                    id: crate::error::truncate(&a.id.0),
                 });
             }
             ids.insert(i as u64, a.id.0.clone());

@@ -11,6 +11,11 @@ use crate::time::{utc_of, DAY};
 /// Longest query window, in days.
 pub const MAX_WINDOW_DAYS: i64 = 400;
 
+/// Most (resource, start) entries one slot query returns; a larger answer
+/// is refused with [`Error::OutputTooLarge`] (one resource on a one-minute
+/// grid for 400 days has 576,000).
+pub const MAX_SLOT_ENTRIES: usize = 1_000_000;
+
 /// A slot query: bookable starts of one appointment type in `[from, to)`.
 #[derive(Debug, Clone)]
 pub struct SlotQuery {
@@ -182,7 +187,7 @@ impl Schedule {
     /// [`Error::EndBeforeStart`] and [`Error::WindowTooLarge`] for a bad window.
     pub fn slots(&self, q: &SlotQuery) -> Result<Slots, Error> {
         let p = self.prepare(q)?;
-        let per = self.starts_for(&p, &p.candidates);
+        let per = self.starts_for(&p, &p.candidates)?;
         Ok(self.assemble(&p, per))
     }
 
@@ -196,7 +201,7 @@ impl Schedule {
         let p = self.prepare(q)?;
         let threads = threads.clamp(1, 64).min(p.candidates.len().max(1));
         if threads <= 1 {
-            let per = self.starts_for(&p, &p.candidates);
+            let per = self.starts_for(&p, &p.candidates)?;
             return Ok(self.assemble(&p, per));
         }
         let chunk = p.candidates.len().div_ceil(threads);
@@ -208,9 +213,18 @@ impl Schedule {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::internal("slot search thread panicked")))
+                })
+                .collect::<Result<Vec<_>, Error>>()
+        })?;
+        if parts.iter().map(Vec::len).sum::<usize>() > MAX_SLOT_ENTRIES {
+            return Err(Error::OutputTooLarge {
+                what: "slot entries",
+                limit: MAX_SLOT_ENTRIES,
+            });
+        }
         // The first part keeps its buffer; the others are appended.
         let mut parts = parts.into_iter();
         let mut entries = parts.next().unwrap_or_default();
@@ -224,9 +238,9 @@ impl Schedule {
 
     /// Entries `(resource, start)` of the candidate resources, in the
     /// order of `resources` then start.
-    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Vec<SlotEntry> {
+    fn starts_for(&self, p: &Prepared, resources: &[u32]) -> Result<Vec<SlotEntry>, Error> {
         let Some(ty) = self.ty(p.type_idx) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut ev = Evaluator::new(self, p.from - ty.reach_before(), p.to + ty.reach_after());
         let mut out = Vec::new();
@@ -244,12 +258,23 @@ impl Schedule {
                     out.push(SlotEntry { resource: r, start });
                 },
             );
+            if out.len() > MAX_SLOT_ENTRIES {
+                return Err(Error::OutputTooLarge {
+                    what: "slot entries",
+                    limit: MAX_SLOT_ENTRIES,
+                });
+            }
             if k == 0 {
                 // Size the rest on the first resource, to spare regrowth.
-                out.reserve(out.len().saturating_mul(resources.len()).min(1 << 24));
+                out.reserve(
+                    out.len()
+                        .saturating_mul(resources.len())
+                        .min(MAX_SLOT_ENTRIES),
+                );
             }
         }
-        out
+        ev.check()?;
+        Ok(out)
     }
 
     fn assemble(&self, p: &Prepared, entries: Vec<SlotEntry>) -> Slots {
@@ -283,18 +308,13 @@ impl Schedule {
                 j += 1;
             }
             if let Some(groups) = assign(ty, &free, None) {
-                for &r in &free {
-                    let takes = groups.iter().flatten().any(|x| *x == r)
-                        || ty.groups.iter().enumerate().any(|(g, grp)| {
-                            grp.members.contains(&r) && assign(ty, &free, Some((g, r))).is_some()
-                        });
-                    if takes {
-                        entries.push(SlotEntry {
-                            resource: r,
-                            start: s,
-                        });
-                    }
-                }
+                // Every group's seats are filled, so a free member of any
+                // group can take part: it replaces a holder of one of its
+                // group's seats, or holds one already.
+                entries.extend(free.iter().map(|&r| SlotEntry {
+                    resource: r,
+                    start: s,
+                }));
                 assignments.push(Assignment { start: s, groups });
             }
             i = j;
@@ -325,7 +345,9 @@ impl Schedule {
             .res(r)
             .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
-        Ok(ev.open(res, from, to).to_vec())
+        let open = ev.open(res, from, to).to_vec();
+        ev.check()?;
+        Ok(open)
     }
 
     /// Busy time of a resource in a window: where appointments (widened by
@@ -362,6 +384,7 @@ impl Schedule {
             .ok_or_else(|| Error::invalid("resource", "unknown"))?;
         let mut ev = Evaluator::new(self, from, to);
         ev.free(res, self.busy_of(r), from, to);
+        ev.check()?;
         Ok(ev.free.clone())
     }
 
@@ -381,87 +404,96 @@ impl Schedule {
 /// Fills the type's groups from `free` resources with distinct resources;
 /// `force` puts one resource into one group first. Returns the resources
 /// per group.
+///
+/// A bipartite b-matching (resources to groups of `count` seats): groups
+/// are filled in order, each seat by its first free member, and when none
+/// is left, by an augmenting path found breadth-first over groups. Every
+/// path assigns one more resource and unassigns none, so the work is
+/// polynomial: O(seats × free × groups), never an enumeration of subsets.
 pub(crate) fn assign(ty: &Ty, free: &[u32], force: Option<(usize, u32)>) -> Option<Vec<Vec<u32>>> {
-    // Seats: one per needed resource, labelled with its group.
-    let mut seats: Vec<usize> = Vec::new();
-    for (g, grp) in ty.groups.iter().enumerate() {
-        for _ in 0..grp.count {
-            seats.push(g);
-        }
-    }
-    let mut holder: Vec<Option<u32>> = vec![None; seats.len()];
+    let ng = ty.groups.len();
+    // For each group, the indices into `free` of its members.
+    let members: Vec<Vec<usize>> = ty
+        .groups
+        .iter()
+        .map(|g| {
+            (0..free.len())
+                .filter(|&k| {
+                    free.get(k)
+                        .is_some_and(|r| g.members.binary_search(r).is_ok())
+                })
+                .collect()
+        })
+        .collect();
+    let mut holder: Vec<Option<usize>> = vec![None; free.len()];
+    let mut need: Vec<u32> = ty.groups.iter().map(|g| g.count).collect();
     if let Some((g, r)) = force {
-        let seat = seats.iter().position(|s| *s == g)?;
-        if let Some(h) = holder.get_mut(seat) {
-            *h = Some(r);
-        }
+        let k = free.iter().position(|x| *x == r)?;
+        let n = need.get_mut(g)?;
+        *n = n.checked_sub(1)?;
+        *holder.get_mut(k)? = Some(g);
     }
-    for seat in 0..seats.len() {
-        if holder.get(seat).copied().flatten().is_some() {
-            continue;
-        }
-        let mut seen = vec![false; free.len()];
-        if !augment(ty, &seats, free, seat, &mut holder, &mut seen, force) {
-            return None;
-        }
-    }
-    let mut groups = vec![Vec::new(); ty.groups.len()];
-    for (seat, h) in holder.iter().enumerate() {
-        if let (Some(r), Some(&g)) = (h, seats.get(seat)) {
-            if let Some(v) = groups.get_mut(g) {
-                v.push(*r);
+    let mut cursor = vec![0usize; ng];
+    for g in 0..ng {
+        while need.get(g).copied().unwrap_or(0) > 0 {
+            let list = members.get(g)?;
+            let c = cursor.get_mut(g)?;
+            // Assigned resources stay assigned, so the cursor only advances.
+            while list
+                .get(*c)
+                .is_some_and(|&k| holder.get(k).copied().flatten().is_some())
+            {
+                *c += 1;
             }
+            match list.get(*c) {
+                Some(&k) => *holder.get_mut(k)? = Some(g),
+                None => augment(&members, &mut holder, g)?,
+            }
+            *need.get_mut(g)? -= 1;
+        }
+    }
+    let mut groups = vec![Vec::new(); ng];
+    for (k, h) in holder.iter().enumerate() {
+        if let (Some(g), Some(&r)) = (h, free.get(k)) {
+            groups.get_mut(*g)?.push(r);
         }
     }
     groups.iter_mut().for_each(|v| v.sort_unstable());
     Some(groups)
 }
 
-fn augment(
-    ty: &Ty,
-    seats: &[usize],
-    free: &[u32],
-    seat: usize,
-    holder: &mut Vec<Option<u32>>,
-    seen: &mut Vec<bool>,
-    force: Option<(usize, u32)>,
-) -> bool {
-    let Some(&g) = seats.get(seat) else {
-        return false;
-    };
-    let Some(grp) = ty.groups.get(g) else {
-        return false;
-    };
-    for (k, &r) in free.iter().enumerate() {
-        if !grp.members.contains(&r) || seen.get(k).copied().unwrap_or(true) {
-            continue;
-        }
-        if force.is_some_and(|(_, fr)| fr == r) {
-            continue;
-        }
-        if let Some(x) = seen.get_mut(k) {
-            *x = true;
-        }
-        let current = holder.iter().position(|h| *h == Some(r));
-        let ok = match current {
-            None => true,
-            Some(other) => augment(ty, seats, free, other, holder, seen, force),
-        };
-        if ok {
-            if let Some(other) = current {
-                if holder.get(other) == Some(&Some(r)) {
-                    if let Some(h) = holder.get_mut(other) {
-                        *h = None;
+/// Gives group `g` one more resource along a shortest alternating path:
+/// `g` takes a member held by group `h`, `h` takes another ... until a
+/// group takes an unassigned member. `None` when there is no such path.
+fn augment(members: &[Vec<usize>], holder: &mut [Option<usize>], g: usize) -> Option<()> {
+    let mut parent: Vec<Option<(usize, usize)>> = vec![None; members.len()];
+    let mut seen = vec![false; members.len()];
+    *seen.get_mut(g)? = true;
+    let mut queue = std::collections::VecDeque::from([g]);
+    while let Some(x) = queue.pop_front() {
+        for &k in members.get(x)? {
+            match holder.get(k).copied().flatten() {
+                None => {
+                    // Shift every resource along the path by one group.
+                    *holder.get_mut(k)? = Some(x);
+                    let mut at = x;
+                    while at != g {
+                        let (prev, moved) = parent.get(at).copied().flatten()?;
+                        *holder.get_mut(moved)? = Some(prev);
+                        at = prev;
                     }
+                    return Some(());
                 }
+                Some(h) if !seen.get(h).copied().unwrap_or(true) => {
+                    *seen.get_mut(h)? = true;
+                    *parent.get_mut(h)? = Some((x, k));
+                    queue.push_back(h);
+                }
+                Some(_) => {}
             }
-            if let Some(h) = holder.get_mut(seat) {
-                *h = Some(r);
-            }
-            return true;
         }
     }
-    false
+    None
 }
 
 /// Formats a slot start for display.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
-use medsched_core::{BookRequest, Engine, ManualClock};
+use medsched_core::{BookRequest, CancelReason, Engine, ManualClock};
 
 use crate::common::*;
 
@@ -173,7 +173,8 @@ fn patients_book_their_own_and_nothing_else() {
             &me,
             other.appointment.appointment.id.as_str(),
             1,
-            "patient_request",
+            CancelReason::PatientRequest,
+            None,
         )
         .unwrap_err();
     assert_eq!(err.code(), "permission_denied");

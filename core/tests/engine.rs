@@ -6,7 +6,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
-use medsched_core::{BookRequest, Engine, ManualClock, SeriesPolicy, SeriesProposal, SlotQuery};
+use medsched_core::{
+    BookRequest, CancelReason, Engine, ManualClock, SeriesPolicy, SeriesProposal, SlotQuery,
+};
 
 use crate::common::*;
 
@@ -272,7 +274,7 @@ fn lifecycle_follows_the_fhir_table_with_versions() {
     e.transition(&ops(), &id, 2, AppointmentStatus::Fulfilled)
         .unwrap();
     assert_eq!(
-        e.cancel(&ops(), &id, 3, "patient_request")
+        e.cancel(&ops(), &id, 3, CancelReason::PatientRequest, None)
             .unwrap_err()
             .code(),
         "invalid_transition"
@@ -300,7 +302,13 @@ fn cancel_releases_time_drops_reminders_and_offers_the_waitlist() {
         .unwrap();
     let id = b.appointment.appointment.id.0.clone();
     let cancelled = e
-        .cancel(&as_user("reception-7"), &id, 1, "patient_request")
+        .cancel(
+            &as_user("reception-7"),
+            &id,
+            1,
+            CancelReason::PatientRequest,
+            None,
+        )
         .unwrap();
     assert_eq!(cancelled.appointment.status, AppointmentStatus::Cancelled);
     // The freed slot is held for pat-9 now.
@@ -594,7 +602,8 @@ fn proposals_become_bookings_only_where_the_slot_is_free() {
         &ops(),
         other.appointment.appointment.id.as_str(),
         1,
-        "clinic_request",
+        CancelReason::ClinicClosed,
+        None,
     )
     .unwrap();
     let booked = e

@@ -7,6 +7,7 @@ mod common;
 mod dst;
 mod engine;
 mod model;
+mod phi;
 mod rfc5545;
 mod robustness;
 mod scheduling;

@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo run -p medsched-examples --bin clinic-day`
 #![allow(clippy::print_stdout)] // an example prints
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::*;
-use medsched_core::{BookRequest, Clock, Engine, Error, ManualClock, SlotQuery};
+use medsched_core::{BookRequest, CancelReason, Clock, Engine, Error, ManualClock, SlotQuery};
 
 /// Someone at the clinic with one role of the shipped example policy.
 fn staff(user: &str, role: &str) -> Principal {
@@ -181,7 +182,8 @@ fn main() -> Result<(), Error> {
             &staff("desk-0", "receptionist"),
             &id,
             version,
-            "patient_request",
+            CancelReason::PatientRequest,
+            None,
         )?;
         count("cancelled");
     }

@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo run -p medsched-examples --bin clinic-slots`
 #![allow(clippy::print_stdout)] // an example prints
+#![forbid(unsafe_code)]
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use medsched_core::records::*;

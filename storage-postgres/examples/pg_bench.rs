@@ -37,6 +37,7 @@
 //! run saw an error other than "slot taken" (the raw baseline's errors,
 //! such as deadlocks, are reported only).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::sync::Barrier;

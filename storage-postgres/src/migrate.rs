@@ -68,6 +68,16 @@ impl fmt::Display for SetupError {
 
 impl std::error::Error for SetupError {}
 
+impl From<SetupError> for StorageError {
+    /// The one conversion bindings use: `schema_too_new` keeps its code.
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Storage(s) => s,
+            other => StorageError::new(StorageErrorKind::SchemaTooNew, other.to_string()),
+        }
+    }
+}
+
 impl From<StorageError> for SetupError {
     fn from(e: StorageError) -> Self {
         SetupError::Storage(e)

@@ -101,10 +101,7 @@ fn lock(tx: &mut Transaction<'_>, class: i32, tenant: &TenantId, name: &str) -> 
 
 /// An insert of an appointment id that exists.
 pub(crate) fn duplicate_appointment(id: &AppointmentId) -> StorageError {
-    StorageError::new(
-        StorageErrorKind::Duplicate,
-        format!("appointment `{id}` already exists"),
-    )
+    StorageError::duplicate("appointment", id.as_str())
 }
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> Result<Value, StorageError> {
@@ -515,11 +512,7 @@ fn apply(
                 ],
             )?;
             if n == 0 {
-                return Err(StorageError::new(
-                    StorageErrorKind::Duplicate,
-                    format!("waitlist entry `{}` already exists", entry.id),
-                )
-                .into());
+                return Err(StorageError::duplicate("waitlist entry", entry.id.as_str()).into());
             }
         }
         Op::RemoveWaitlist { id } => {

@@ -320,6 +320,8 @@ fn expected_code(kind: StorageErrorKind) -> &'static str {
         StorageErrorKind::Unavailable => "storage_unavailable",
         StorageErrorKind::Integrity => "integrity_error",
         StorageErrorKind::Invalid => "invalid_input",
+        StorageErrorKind::SchemaTooNew => "schema_too_new",
+        StorageErrorKind::Internal => "internal_error",
     }
 }
 

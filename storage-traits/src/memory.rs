@@ -278,9 +278,9 @@ impl TenantState {
                 overbook,
             } => {
                 if self.by_id.contains_key(&appointment.id) {
-                    return Err(StorageError::new(
-                        StorageErrorKind::Duplicate,
-                        format!("appointment `{}` already exists", appointment.id),
+                    return Err(StorageError::duplicate(
+                        "appointment",
+                        appointment.id.as_str(),
                     ));
                 }
                 self.check_claims(&appointment, &claims, overbook, now, None)?;
@@ -384,10 +384,7 @@ impl TenantState {
             }
             Op::AddWaitlist(entry) => {
                 if self.waitlist.iter().any(|w| w.id == entry.id) {
-                    return Err(StorageError::new(
-                        StorageErrorKind::Duplicate,
-                        format!("waitlist entry `{}` already exists", entry.id),
-                    ));
+                    return Err(StorageError::duplicate("waitlist entry", entry.id.as_str()));
                 }
                 undo.push(Undo::WaitlistAdded(entry.id.clone()));
                 self.waitlist.push(entry);

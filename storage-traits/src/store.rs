@@ -297,9 +297,9 @@ pub struct Committed {
     pub replayed: bool,
 }
 
-/// The kind of a storage error.
+/// The kind of a storage error. Not `non_exhaustive`: the core's mapping
+/// matches every kind, so a new kind cannot fall into a catch-all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum StorageErrorKind {
     /// A record does not exist.
     NotFound,
@@ -319,6 +319,11 @@ pub enum StorageErrorKind {
     Integrity,
     /// The request is not valid for the store.
     Invalid,
+    /// The database's schema is newer than this adapter knows: upgrade the
+    /// application, never downgrade the schema.
+    SchemaTooNew,
+    /// A broken store invariant (a defect, not bad input).
+    Internal,
 }
 
 /// An error from a store. Messages name records by id, never carry PHI.
@@ -362,7 +367,20 @@ impl StorageError {
         }
     }
 
-    /// For [`StorageErrorKind::NotFound`]: what kind of record, and its id.
+    /// A record whose id exists already (`what` names the kind of record:
+    /// `appointment`, `waitlist entry`).
+    pub fn duplicate(what: &str, id: &str) -> Self {
+        Self {
+            record: Some((what.to_owned(), id.to_owned())),
+            ..Self::new(
+                StorageErrorKind::Duplicate,
+                format!("{what} `{id}` already exists"),
+            )
+        }
+    }
+
+    /// For [`StorageErrorKind::NotFound`] and [`StorageErrorKind::Duplicate`]:
+    /// what kind of record, and its id.
     pub fn record(&self) -> Option<(&str, &str)> {
         self.record.as_ref().map(|(w, i)| (w.as_str(), i.as_str()))
     }
@@ -394,6 +412,8 @@ impl StorageError {
             StorageErrorKind::Unavailable => "storage_unavailable",
             StorageErrorKind::Integrity => "integrity_error",
             StorageErrorKind::Invalid => "invalid_input",
+            StorageErrorKind::SchemaTooNew => "schema_too_new",
+            StorageErrorKind::Internal => "internal_error",
         }
     }
 }

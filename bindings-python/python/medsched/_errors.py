@@ -22,6 +22,8 @@ __all__ = [
     "ConflictError",
     "StorageUnavailableError",
     "IntegrityError",
+    "SchemaTooNewError",
+    "InternalError",
 ]
 
 
@@ -45,7 +47,8 @@ class InvalidInputError(Error, ValueError):
     """Input the engine refuses: a bad field, zone, rule, window, document or
     policy, or a naive datetime (codes ``invalid_input``, ``unknown_zone``,
     ``rrule_invalid``, ``end_before_start``, ``window_too_large``,
-    ``malformed_document``, ``policy_invalid``, ``recurrence_too_large``)."""
+    ``malformed_document``, ``policy_invalid``, ``recurrence_too_large``,
+    ``output_too_large``)."""
 
 
 class NotFoundError(Error, LookupError):
@@ -74,3 +77,13 @@ class StorageUnavailableError(Error, ConnectionError):
 
 class IntegrityError(Error):
     """A stored value failed its integrity check (``integrity_error``)."""
+
+
+class SchemaTooNewError(Error, RuntimeError):
+    """The database's schema is newer than this build of medsched knows:
+    upgrade the application, never downgrade the schema (``schema_too_new``)."""
+
+
+class InternalError(Error, RuntimeError):
+    """A defect in medsched: a broken invariant or a caught panic, never the
+    answer to bad input; the message carries no input (``internal_error``)."""

@@ -595,11 +595,21 @@ class Engine:
         Raises ``IntegrityError`` for an edited, deleted or reordered
         record. Needs ``audit.read``."""
     def cancel(
-        self, principal: Principal, id: str, expected_version: int, reason_code: str
+        self,
+        principal: Principal,
+        id: str,
+        expected_version: int,
+        reason_code: str,
+        note: str | None = None,
     ) -> Appointment:
         """Cancels the appointment if it is still at ``expected_version``
         (else ``ConflictError``), recording the principal and
-        ``reason_code``. Needs ``appointment.cancel``."""
+        ``reason_code``, one of ``patient_request``,
+        ``provider_unavailable``, ``clinic_closed``, ``no_show_policy``,
+        ``duplicate``, ``entered_in_error``, ``status_change``, ``other``
+        (any other code raises ``InvalidInputError``). ``note`` is PHI: it
+        is added to the appointment's notes and never reaches an event or
+        the audit trail. Needs ``appointment.cancel``."""
     def appointment(self, principal: Principal, id: str) -> Appointment:
         """One appointment; PHI redacted unless the principal may read it.
         Raises ``NotFoundError``. Needs ``appointment.read``."""
@@ -616,6 +626,9 @@ class Engine:
     def ack_event(self, principal: Principal, event_id: int, worker: str) -> None:
         """Acknowledges a delivered event. Raises ``ConflictError``
         (``lease_lost``) when the lease lapsed or another worker holds it."""
+    def _panic_for_test(self) -> None:
+        """Panics inside the engine call path; raises ``InternalError``
+        (``internal_error``). Testing aid, not part of the API."""
 
 def _error_class_name(code: str) -> str | None:
     """The ``medsched`` exception class name for an error code (testing aid)."""

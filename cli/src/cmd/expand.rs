@@ -23,7 +23,7 @@ pub(crate) fn run(a: &ExpandArgs) -> Result<Out, CliError> {
             "invalid `--limit` value `0`: must be at least 1".into(),
         ));
     }
-    let text = read_file_or_stdin(a.file.as_deref())?;
+    let text = read_file_or_stdin(a.file.as_deref(), "icalendar")?;
     let mut set = Recurrence::parse_ical(&text, default_zone)?;
     if a.skip_nonexistent {
         set = set.with_policy(Nonexistent::Skip);

@@ -3,10 +3,10 @@
 
 use chrono::Utc;
 use medsched_core::policy::{Action, Decision, Policy, Principal, Target};
-use medsched_core::Format;
+use medsched_core::{document, Format};
 use serde_json::{json, Value};
 
-use crate::error::{cut, echo, CliError};
+use crate::error::{echo, CliError};
 use crate::input::{parse_opt_instant, read_file};
 use crate::render::Out;
 use crate::{PolicyCheckArgs, PolicyDecideArgs};
@@ -23,18 +23,8 @@ pub(crate) fn decide(a: &PolicyDecideArgs) -> Result<Out, CliError> {
         .ok_or_else(|| CliError::Input(format!("unknown action `{}`", echo(&a.action))))?;
     let now = parse_opt_instant("--now", a.now.as_deref())?;
     let policy = load_policy(&a.policy)?;
-    let principal: Principal = read_doc(
-        "principal",
-        &a.principal,
-        |t| serde_json::from_str(t),
-        |t| toml::from_str(t),
-    )?;
-    let target: Target = read_doc(
-        "target",
-        &a.target,
-        |t| serde_json::from_str(t),
-        |t| toml::from_str(t),
-    )?;
+    let principal: Principal = read_doc("principal", &a.principal)?;
+    let target: Target = read_doc("target", &a.target)?;
     // The policy core never reads the clock; the command line may.
     let decision = policy.decide(&principal, action, &target, now.unwrap_or_else(Utc::now));
     let mut out = Out::default();
@@ -124,72 +114,20 @@ fn decision_json(d: &Decision) -> Value {
 }
 
 /// Reads a principal or target file: TOML for `.toml`, JSON otherwise.
-/// A parse error is `malformed_document` with the file and position, and
-/// without quoted values (they may be patient ids).
-fn read_doc<T>(
-    what: &str,
-    path: &str,
-    from_json: fn(&str) -> serde_json::Result<T>,
-    from_toml: fn(&str) -> Result<T, toml::de::Error>,
-) -> Result<T, CliError> {
+/// A parse error is the core's `malformed_document` (category, position,
+/// schema path, never quoted values: they may be patient ids), prefixed
+/// with what the file is and its name.
+fn read_doc<T: serde::de::DeserializeOwned>(what: &str, path: &str) -> Result<T, CliError> {
     let text = read_file(path)?;
-    let place = format!("{what} `{}`", echo(path));
-    let malformed = |format: &'static str, line: usize, column: usize, message: &str| {
-        CliError::Core(medsched_core::Error::Malformed {
-            format,
-            detail: format!("{place}, line {line} column {column}: {}", scrub(message)),
-        })
-    };
-    match Format::from_path(path) {
-        Format::Toml => from_toml(&text).map_err(|e| {
-            let (line, column) = e.span().map_or((0, 0), |s| position(&text, s.start));
-            malformed("toml", line, column, e.message())
-        }),
-        Format::Json => from_json(&text).map_err(|e| {
-            let msg = e.to_string();
-            // serde_json appends " at line L column C"; the position is
-            // reported separately.
-            let msg = msg
-                .rsplit_once(" at line ")
-                .map_or(msg.as_str(), |(m, _)| m);
-            malformed("json", e.line(), e.column(), msg)
-        }),
-    }
-}
-
-/// One-based line and column of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or_default();
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
-/// A parser's message on one line, with quoted values replaced by `…` and
-/// Rust type names replaced by what they are. Field names (in backticks)
-/// stay: they are schema, not data.
-fn scrub(message: &str) -> String {
-    let line = message
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default();
-    let mut out = String::with_capacity(line.len());
-    let mut in_quotes = false;
-    for c in line.chars() {
-        if c == '"' {
-            out.push_str(if in_quotes { "\"" } else { "\"…" });
-            in_quotes = !in_quotes;
-        } else if !in_quotes {
-            out.push(c);
+    document::parse(&text, Format::from_path(path)).map_err(|e| match e {
+        medsched_core::Error::Malformed { format, detail } => {
+            CliError::Core(medsched_core::Error::Malformed {
+                format,
+                detail: format!("{what} `{}`, {detail}", echo(path)),
+            })
         }
-    }
-    let out = out
-        .replace("struct Principal", "a principal")
-        .replace("struct Target", "a target")
-        .replace("struct ", "an object ");
-    // Long enough for serde's list of expected fields.
-    cut(out.trim_end_matches('.'), 240)
+        other => CliError::Core(other),
+    })
 }
 
 #[cfg(test)]
@@ -251,17 +189,5 @@ mod tests {
                 a.name()
             );
         }
-    }
-
-    #[test]
-    fn scrub_drops_quoted_values_and_type_names() {
-        assert_eq!(
-            scrub("invalid type: string \"pat-77\", expected a sequence"),
-            "invalid type: string \"…\", expected a sequence"
-        );
-        assert_eq!(
-            scrub("invalid type: integer `3`, expected struct Principal"),
-            "invalid type: integer `3`, expected a principal"
-        );
     }
 }

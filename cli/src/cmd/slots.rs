@@ -3,11 +3,13 @@
 use chrono::{DateTime, NaiveDate, Offset, Utc};
 use chrono_tz::Tz;
 use medsched_core::{Schedule, SlotQuery, Slots};
-use serde_json::{json, Value};
+use std::io::Write;
+
+use serde_json::json;
 
 use crate::error::CliError;
 use crate::input::{load_clinic, parse_instant, parse_opt_instant};
-use crate::render::{csv_field, day_label, hhmm, instant, local, utc, Out};
+use crate::render::{csv_field, day_label, hhmm, instant, local, utc, Body, Out};
 use crate::{SlotFormat, SlotsArgs};
 
 pub(crate) fn run(a: &SlotsArgs) -> Result<Out, CliError> {
@@ -25,8 +27,10 @@ pub(crate) fn run(a: &SlotsArgs) -> Result<Out, CliError> {
     let slots = schedule.slots(&query)?;
     let mut out = Out::default();
     match a.format {
-        SlotFormat::Csv => csv(&schedule, &slots, &mut out),
-        SlotFormat::Json => out.json(&slots_json(&schedule, &slots)),
+        // CSV and JSON listings are streamed: a long window on a fine grid
+        // holds up to `MAX_SLOT_ENTRIES` entries.
+        SlotFormat::Csv => out.body = Some(Body(Box::new(move |w| csv(&slots, w)))),
+        SlotFormat::Json => out.body = Some(Body(Box::new(move |w| slots_json(&slots, w)))),
         SlotFormat::Text => text(&schedule, &query, &slots, &mut out)?,
     }
     Ok(out)
@@ -34,28 +38,40 @@ pub(crate) fn run(a: &SlotsArgs) -> Result<Out, CliError> {
 
 /// `resource_id,slot_start` per entry, in the core's order (resource id,
 /// then start); no header.
-fn csv(schedule: &Schedule, slots: &Slots, out: &mut Out) {
+fn csv(slots: &Slots, w: &mut dyn Write) -> std::io::Result<()> {
     for e in &slots.entries {
-        if let Some(id) = schedule.resource_id(e.resource) {
-            out.line(format!("{},{}", csv_field(id), utc(instant(e.start))));
+        if let Some(id) = slots.resource_id(e.resource) {
+            writeln!(w, "{},{}", csv_field(id), utc(instant(e.start)))?;
         }
     }
+    Ok(())
 }
 
-fn slots_json(schedule: &Schedule, slots: &Slots) -> Value {
-    let items = slots
-        .entries
-        .iter()
-        .filter_map(|e| {
-            let id = schedule.resource_id(e.resource)?;
-            Some(json!({
-                "resource": id,
-                "start": utc(instant(e.start)),
-                "end": utc(instant(e.start.saturating_add(slots.duration))),
-            }))
-        })
-        .collect();
-    Value::Array(items)
+/// An array of `{end, resource, start}` objects, pretty-printed with the
+/// keys in the order `serde_json` gives them, written entry by entry.
+fn slots_json(slots: &Slots, w: &mut dyn Write) -> std::io::Result<()> {
+    let mut first = true;
+    for e in &slots.entries {
+        let Some(id) = slots.resource_id(e.resource) else {
+            continue;
+        };
+        w.write_all(if first { b"[\n" } else { b",\n" })?;
+        first = false;
+        let item = json!({
+            "resource": id,
+            "start": utc(instant(e.start)),
+            "end": utc(instant(e.start.saturating_add(slots.duration))),
+        });
+        // Indent the object one level inside the array.
+        let text = format!("{item:#}");
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                w.write_all(b"\n")?;
+            }
+            write!(w, "  {line}")?;
+        }
+    }
+    w.write_all(if first { b"[]\n" } else { b"\n]\n" })
 }
 
 fn text(schedule: &Schedule, q: &SlotQuery, slots: &Slots, out: &mut Out) -> Result<(), CliError> {

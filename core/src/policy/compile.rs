@@ -105,8 +105,7 @@ impl Policy {
     /// keys; [`Error::PolicyInvalid`] naming the place of an unknown role,
     /// action or scope, or an inheritance cycle.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
-        let doc: PolicyDoc =
-            toml::from_str(text).map_err(|e| crate::clinic::toml_error(&e, text))?;
+        let doc: PolicyDoc = crate::document::parse_toml(text)?;
         Self::compile(doc)
     }
 

@@ -152,8 +152,9 @@ pub struct Guardianship {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// An active break-glass elevation: emergency access to one patient.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An active break-glass elevation: emergency access to one patient. Its
+/// `Debug` never shows the stated reason (free text).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Elevation {
     /// The patient.
     pub patient: String,
@@ -163,6 +164,17 @@ pub struct Elevation {
     pub granted_at: DateTime<Utc>,
     /// When it stops having any effect.
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Elevation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elevation")
+            .field("patient", &self.patient)
+            .field("reason", &medsched_storage::Phi(()))
+            .field("granted_at", &self.granted_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Who is asking: a user in a tenant with roles and the links scopes need.

@@ -6,6 +6,8 @@
 use chrono::NaiveDateTime;
 
 use super::parse::RuleParts;
+use super::{Span, MAX_STEPS};
+use crate::error::Error;
 use crate::time::{day_of_wall, wall_of, weekday_of_day, DAY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +25,7 @@ pub(super) struct Simple {
 }
 
 fn weekday_code(code: &str) -> Option<u32> {
-    ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+    super::parse::WEEKDAYS
         .iter()
         .position(|c| *c == code)
         .map(|p| p as u32)
@@ -64,21 +66,31 @@ impl Simple {
         })
     }
 
-    /// Pushes the occurrence walls in `[from_wall, to_wall)` up to `until`.
+    /// Pushes the occurrence walls in `[from_wall, to_wall)` up to `until`,
+    /// at most `limit + 1` of them; every day looked at is a step of the
+    /// set's budget.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecurrenceTooLarge`] when the budget runs out.
     pub(super) fn walls(
         &self,
-        from_wall: i64,
-        to_wall: i64,
-        until: Option<i64>,
+        span: &Span,
+        steps: &mut usize,
         out: &mut Vec<i64>,
-    ) {
-        let first = day_of_wall(from_wall - self.time_of_day).max(self.start_day);
-        let mut last = day_of_wall(to_wall - self.time_of_day);
-        if let Some(u) = until {
+    ) -> Result<(), Error> {
+        let first = day_of_wall(span.from_wall - self.time_of_day).max(self.start_day);
+        let mut last = day_of_wall(span.to_wall - self.time_of_day);
+        if let Some(u) = span.until {
             last = last.min(day_of_wall(u - self.time_of_day));
         }
+        let mut emitted = 0usize;
         let mut day = first;
         while day <= last {
+            *steps += 1;
+            if *steps > MAX_STEPS {
+                return Err(Error::RecurrenceTooLarge { limit: MAX_STEPS });
+            }
             let ok = if self.weekly {
                 (day - self.week_origin).div_euclid(7) % self.interval == 0
             } else {
@@ -86,11 +98,16 @@ impl Simple {
             };
             if ok && self.days & (1 << weekday_of_day(day)) != 0 {
                 let w = day * DAY + self.time_of_day;
-                if w >= from_wall && w < to_wall && until.is_none_or(|u| w <= u) {
+                if w >= span.from_wall && w < span.to_wall && span.until.is_none_or(|u| w <= u) {
                     out.push(w);
+                    emitted += 1;
+                    if emitted > span.limit {
+                        break;
+                    }
                 }
             }
             day += 1;
         }
+        Ok(())
     }
 }

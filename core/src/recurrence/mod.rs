@@ -28,11 +28,17 @@ use rrule::{Frequency, NWeekday, RRule, RRuleSet, Unvalidated};
 use crate::error::Error;
 use crate::time::{naive_of_wall, wall_of, Nonexistent, ZoneTable, DAY};
 
-pub use parse::parse_rrule_parts;
+pub use parse::{parse_rrule_parts, ByDay, RuleParts, MAX_DATES, MAX_LIST_VALUES, MAX_RULE_BYTES};
 
 /// Most raw steps one expansion may take before it gives up with
 /// [`Error::RecurrenceTooLarge`].
 pub const MAX_STEPS: usize = 2_000_000;
+
+/// Earliest DTSTART year of a rule: every expansion walks from DTSTART, so
+/// its distance from any query is bounded.
+pub const MIN_YEAR: i32 = 1800;
+/// Latest DTSTART year of a rule.
+pub const MAX_YEAR: i32 = 2200;
 
 /// A point in time as written in a recurrence: a local wall time (with the
 /// set's zone) or a UTC instant.
@@ -54,9 +60,10 @@ struct Rule {
     set: RRuleSet,
     count: Option<u32>,
     until: Option<Moment>,
-    /// Original BYDAY of a MONTHLY rule that had entries the crate refuses;
-    /// generated dates are kept only where they match one of these.
-    monthly_byday: Option<Vec<NWeekday>>,
+    /// Original BYDAY of a MONTHLY or YEARLY rule that had ordinals the
+    /// crate refuses (`-5MO` monthly, `-53MO` yearly); generated dates are
+    /// kept only where they match one of these.
+    byday_filter: Option<ByDayFilter>,
     fast: Option<fast::Simple>,
 }
 
@@ -68,7 +75,7 @@ pub struct Recurrence {
     date_only: bool,
     rules: Vec<Rule>,
     rdates: Vec<Moment>,
-    exdates: Vec<Moment>,
+    exdates: Exdates,
     policy: Nonexistent,
 }
 
@@ -102,7 +109,7 @@ impl Recurrence {
             date_only: false,
             rules: Vec::new(),
             rdates: Vec::new(),
-            exdates: Vec::new(),
+            exdates: Exdates::default(),
             policy: Nonexistent::ShiftForward,
         }
     }
@@ -136,7 +143,22 @@ impl Recurrence {
 
     /// Adds an EXDATE.
     pub fn add_exdate(&mut self, at: Moment) {
-        self.exdates.push(at);
+        self.add_exdates(std::iter::once(at));
+    }
+
+    /// Adds EXDATEs (sorted once, so that many EXDATEs cost n log n).
+    pub fn add_exdates(&mut self, dates: impl IntoIterator<Item = Moment>) {
+        self.exdates.extend(dates);
+    }
+
+    /// Adds RDATEs.
+    pub fn add_rdates(&mut self, dates: impl IntoIterator<Item = Moment>) {
+        self.rdates.extend(dates);
+    }
+
+    /// Number of RDATEs and EXDATEs.
+    pub fn date_count(&self) -> usize {
+        self.rdates.len() + self.exdates.walls.len() + self.exdates.instants.len()
     }
 
     /// Sets the policy for nonexistent wall times.
@@ -175,45 +197,64 @@ impl Recurrence {
 
     fn build_rule(&self, text: &str) -> Result<Rule, Error> {
         let parts = parse::parse_rrule_parts(text)?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&self.dtstart.year()) {
+            return Err(Error::rrule(format!(
+                "DTSTART of a rule must be from year {MIN_YEAR} to {MAX_YEAR}"
+            )));
+        }
+        if let Some(until) = parts.until {
+            let before = match until {
+                Moment::Wall(naive) if self.date_only => naive.date() < self.dtstart.date(),
+                Moment::Wall(naive) => naive < self.dtstart,
+                Moment::Utc(t) => t < self.dtstart_instant(),
+            };
+            if before {
+                return Err(Error::rrule("UNTIL is before DTSTART"));
+            }
+        }
         let floating = floating(self.dtstart)?;
-        let mut rrule: RRule<Unvalidated> = parts
-            .crate_text
-            .parse()
-            .map_err(|e: rrule::RRuleError| Error::rrule(lower_first(&e.to_string())))?;
-        let monthly_byday = if rrule.get_freq() == Frequency::Monthly
+        // The text is rebuilt from validated values; a refusal by the crate
+        // is reported without its message (which quotes the rule).
+        let unsupported = || Error::rrule("the rule's combination of parts is not supported");
+        let mut rrule: RRule<Unvalidated> = parts.crate_text.parse().map_err(|_| unsupported())?;
+        let freq = rrule.get_freq();
+        // The crate's own ordinal ranges: monthly -4..=5, yearly -52..=53.
+        let crate_min: i16 = if freq == Frequency::Monthly { -4 } else { -52 };
+        let byday_filter = if matches!(freq, Frequency::Monthly | Frequency::Yearly)
             && rrule
                 .get_by_weekday()
                 .iter()
-                .any(|d| matches!(d, NWeekday::Nth(n, _) if *n < -4 || *n > 5))
+                .any(|d| matches!(d, NWeekday::Nth(n, _) if *n < crate_min))
         {
             if !rrule.get_by_set_pos().is_empty() {
                 return Err(Error::rrule(
-                    "a monthly BYDAY of `-5` or `5` with BYSETPOS is not supported",
+                    "a `BYDAY` ordinal beyond -4 (monthly) or -52 (yearly) with BYSETPOS is not supported",
                 ));
             }
             let original = rrule.get_by_weekday().to_vec();
             let relaxed: Vec<NWeekday> = original
                 .iter()
                 .map(|d| match d {
-                    NWeekday::Nth(n, w) if *n < -4 || *n > 5 => NWeekday::Every(*w),
+                    NWeekday::Nth(n, w) if *n < crate_min => NWeekday::Every(*w),
                     other => *other,
                 })
                 .collect();
             rrule = rrule.by_weekday(relaxed);
-            Some(original)
+            Some(ByDayFilter {
+                byday: original,
+                in_month: freq == Frequency::Monthly || parts.has_bymonth,
+            })
         } else {
             None
         };
-        let set = rrule
-            .build(floating)
-            .map_err(|e| Error::rrule(lower_first(&e.to_string())))?;
+        let set = rrule.build(floating).map_err(|_| unsupported())?;
         let fast = fast::Simple::from_parts(&parts, self.dtstart);
         Ok(Rule {
             source: text.trim().to_owned(),
             set: set.limit(),
             count: parts.count,
             until: parts.until,
-            monthly_byday,
+            byday_filter,
             fast,
         })
     }
@@ -269,13 +310,19 @@ impl Recurrence {
         if dtstart >= from_wall && dtstart < to_wall {
             out.push(dtstart);
         }
+        // One step budget for the whole set, on every path.
+        let mut steps = 0usize;
         for rule in &self.rules {
             let until = rule.until.map(|u| self.until_wall(table, u));
+            let span = Span {
+                from_wall,
+                to_wall,
+                until,
+                limit,
+            };
             match (&rule.fast, allow_fast) {
-                (Some(simple), true) => {
-                    simple.walls(from_wall, to_wall, until, out);
-                }
-                _ => self.rule_walls(rule, from_wall, to_wall, until, limit, out)?,
+                (Some(simple), true) => simple.walls(&span, &mut steps, out)?,
+                _ => self.rule_walls(rule, &span, &mut steps, out)?,
             }
         }
         for r in &self.rdates {
@@ -286,17 +333,14 @@ impl Recurrence {
         }
         let tail = out.get_mut(start_len..).unwrap_or_default();
         tail.sort_unstable();
+        let exdates = &self.exdates;
         let mut kept = start_len;
         for i in start_len..out.len() {
             let Some(&w) = out.get(i) else { break };
             if kept > start_len && out.get(kept - 1) == Some(&w) {
                 continue;
             }
-            if self
-                .exdates
-                .iter()
-                .any(|e| self.moment_wall(table, *e) == w)
-            {
+            if exdates.removes(table, w) {
                 continue;
             }
             if let Some(slot) = out.get_mut(kept) {
@@ -315,32 +359,42 @@ impl Recurrence {
     fn rule_walls(
         &self,
         rule: &Rule,
-        from_wall: i64,
-        to_wall: i64,
-        until: Option<i64>,
-        limit: usize,
+        span: &Span,
+        steps: &mut usize,
         out: &mut Vec<i64>,
     ) -> Result<(), Error> {
         let dtstart = wall_of(self.dtstart);
+        // Under `skip`, a generated time that does not exist is not an
+        // occurrence and does not count toward COUNT (RFC 5545 §3.3.10);
+        // telling needs the zone from DTSTART on.
+        let gaps = (rule.count.is_some() && self.policy == Nonexistent::Skip).then(|| {
+            ZoneTable::new(
+                self.zone,
+                dtstart.saturating_sub(2 * DAY),
+                span.to_wall.saturating_add(2 * DAY),
+            )
+        });
         // DTSTART is the first occurrence and counts toward COUNT.
         let mut counted: u64 = 1;
         let mut emitted = 0usize;
-        let mut steps = 0usize;
         for dt in &rule.set {
-            steps += 1;
-            if steps > MAX_STEPS {
+            *steps += 1;
+            if *steps > MAX_STEPS {
                 return Err(Error::RecurrenceTooLarge { limit: MAX_STEPS });
             }
             let w = wall_of(dt.naive_local());
-            if w >= to_wall || until.is_some_and(|u| w > u) {
+            if w >= span.to_wall || span.until.is_some_and(|u| w > u) {
                 break;
             }
-            if let Some(filter) = &rule.monthly_byday {
-                if !matches_monthly(filter, dt.naive_local().date()) {
+            if let Some(filter) = &rule.byday_filter {
+                if !filter.matches(dt.naive_local().date()) {
                     continue;
                 }
             }
             if w == dtstart {
+                continue;
+            }
+            if gaps.as_ref().is_some_and(|t| t.is_nonexistent(w)) {
                 continue;
             }
             if let Some(count) = rule.count {
@@ -349,15 +403,26 @@ impl Recurrence {
                 }
             }
             counted += 1;
-            if w >= from_wall {
+            if w >= span.from_wall {
                 out.push(w);
                 emitted += 1;
-                if emitted > limit {
+                if emitted > span.limit {
                     break;
                 }
             }
         }
         Ok(())
+    }
+
+    /// The instant of an occurrence's wall time under the set's policy;
+    /// DTSTART itself is always kept (a nonexistent DTSTART is read with
+    /// the offset before the gap, whatever the policy).
+    pub fn resolve_wall(&self, table: &ZoneTable, wall: i64) -> Option<i64> {
+        if wall == wall_of(self.dtstart) {
+            table.resolve(wall, Nonexistent::ShiftForward)
+        } else {
+            table.resolve(wall, self.policy)
+        }
     }
 
     fn until_wall(&self, table: &ZoneTable, until: Moment) -> i64 {
@@ -399,7 +464,7 @@ impl Recurrence {
         )?;
         let mut instants: Vec<i64> = walls
             .iter()
-            .filter_map(|&w| table.resolve(w, self.policy))
+            .filter_map(|&w| self.resolve_wall(&table, w))
             .filter(|t| *t >= from && *t < to)
             .collect();
         instants.sort_unstable();
@@ -426,35 +491,99 @@ fn floating(dtstart: NaiveDateTime) -> Result<chrono::DateTime<rrule::Tz>, Error
         .ok_or_else(|| Error::rrule("dtstart out of range"))
 }
 
-/// The crate's message as one lowercase-led line ("RRule parsing error"
-/// becomes "rrule parsing error").
-fn lower_first(s: &str) -> String {
-    let line = s.lines().next().unwrap_or_default().trim_end_matches('.');
-    match line.split_once(' ') {
-        Some((first, rest)) => format!("{} {rest}", first.to_lowercase()),
-        None => line.to_lowercase(),
-    }
-}
-
 fn weekday_index(w: Weekday) -> u32 {
     w.num_days_from_monday()
 }
 
-/// Whether a date matches one of a MONTHLY rule's BYDAY entries.
-fn matches_monthly(byday: &[NWeekday], date: NaiveDate) -> bool {
-    let day = date.day() as i32;
-    let dim = days_in_month(date) as i32;
-    byday.iter().any(|d| match d {
-        NWeekday::Every(w) => weekday_index(*w) == weekday_index(date.weekday()),
-        NWeekday::Nth(n, w) => {
-            weekday_index(*w) == weekday_index(date.weekday())
-                && if *n > 0 {
-                    (day - 1) / 7 + 1 == i32::from(*n)
-                } else {
-                    (dim - day) / 7 + 1 == -i32::from(*n)
-                }
+/// The BYDAY entries of a rule whose ordinals the crate refuses; dates are
+/// generated for the plain weekdays and filtered here.
+#[derive(Debug, Clone)]
+struct ByDayFilter {
+    byday: Vec<NWeekday>,
+    /// Ordinals count within the month (MONTHLY, or YEARLY with BYMONTH),
+    /// else within the year.
+    in_month: bool,
+}
+
+impl ByDayFilter {
+    /// Whether a date matches one of the entries.
+    fn matches(&self, date: NaiveDate) -> bool {
+        let (day, len) = if self.in_month {
+            (date.day() as i32, days_in_month(date) as i32)
+        } else {
+            let len = if date.leap_year() { 366 } else { 365 };
+            (date.ordinal() as i32, len)
+        };
+        self.byday.iter().any(|d| match d {
+            NWeekday::Every(w) => weekday_index(*w) == weekday_index(date.weekday()),
+            NWeekday::Nth(n, w) => {
+                weekday_index(*w) == weekday_index(date.weekday())
+                    && if *n > 0 {
+                        (day - 1) / 7 + 1 == i32::from(*n)
+                    } else {
+                        (len - day) / 7 + 1 == -i32::from(*n)
+                    }
+            }
+        })
+    }
+}
+
+/// A set's EXDATEs for one expansion: an occurrence is removed when its
+/// resolved instant equals an EXDATE's, so an EXDATE of 03:00 EDT removes
+/// the 02:00 occurrence that a spring-forward gap moved to 03:00 EDT.
+#[derive(Debug, Clone, Default)]
+struct Exdates {
+    /// EXDATEs given as wall times, sorted.
+    walls: Vec<i64>,
+    /// EXDATEs given as instants, sorted.
+    instants: Vec<i64>,
+}
+
+impl Exdates {
+    fn extend(&mut self, dates: impl IntoIterator<Item = Moment>) {
+        for e in dates {
+            match e {
+                Moment::Wall(n) => self.walls.push(wall_of(n)),
+                Moment::Utc(t) => self.instants.push(t),
+            }
         }
-    })
+        if !self.walls.is_sorted() {
+            self.walls.sort_unstable();
+        }
+        if !self.instants.is_sorted() {
+            self.instants.sort_unstable();
+        }
+    }
+
+    fn removes(&self, table: &ZoneTable, wall: i64) -> bool {
+        if self.walls.is_empty() && self.instants.is_empty() {
+            return false;
+        }
+        let Some(at) = table.resolve(wall, Nonexistent::ShiftForward) else {
+            return false;
+        };
+        if self.instants.binary_search(&at).is_ok() {
+            return true;
+        }
+        // A wall EXDATE resolves within a day of its own wall time (the
+        // widest gap on record is a skipped day).
+        let reach = DAY + 3 * 3600;
+        let lo = self.walls.partition_point(|&e| e < wall - reach);
+        self.walls
+            .get(lo..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|&&e| e <= wall + reach)
+            .any(|&e| table.resolve(e, Nonexistent::ShiftForward) == Some(at))
+    }
+}
+
+/// The bounds of one rule's expansion.
+struct Span {
+    from_wall: i64,
+    to_wall: i64,
+    until: Option<i64>,
+    limit: usize,
 }
 
 fn days_in_month(date: NaiveDate) -> u32 {

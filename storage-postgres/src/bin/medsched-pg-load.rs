@@ -7,6 +7,7 @@
 //! not the process, prevents double booking (the multi-process test runs
 //! four).
 #![allow(clippy::print_stdout)] // a command-line tool prints its result
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

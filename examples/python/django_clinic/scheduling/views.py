@@ -149,7 +149,9 @@ def book(request: HttpRequest) -> HttpResponse:
 @require_POST
 @_api
 def cancel(request: HttpRequest) -> HttpResponse:
-    """`POST /cancel` with `{"id", "version", "reason_code"?}`."""
+    """`POST /cancel` with `{"id", "version", "reason_code"?, "note"?}`: the
+    code is one of the engine's closed list (an unknown one is a 400); the
+    note is PHI and stays with the appointment's notes."""
     who = principal_of(request)
     body = _body(request)
     cancelled = ENGINE.cancel(
@@ -157,5 +159,6 @@ def cancel(request: HttpRequest) -> HttpResponse:
         _field(body, "id", str),
         _field(body, "version", int),
         body.get("reason_code") or "patient_request",
+        note=body.get("note"),
     )
     return JsonResponse(_appointment(cancelled))
