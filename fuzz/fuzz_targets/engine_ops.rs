@@ -24,7 +24,7 @@ use chrono::Duration;
 use libfuzzer_sys::fuzz_target;
 use medsched_core::policy::{Policy, Principal};
 use medsched_core::records::{AppointmentStatus, StoredAppointment, TenantId, WaitlistEntry};
-use medsched_core::{BookRequest, Engine, Error, ManualClock, SlotQuery};
+use medsched_core::{BookRequest, CancelReason, Engine, Error, ManualClock, SlotQuery};
 use medsched_fuzz::{at, check_error, max_overlap, STATUSES};
 use medsched_storage::{chain_hash, verify_chain, MemoryStore, Store, GENESIS};
 
@@ -264,7 +264,10 @@ impl World {
             6 => {
                 if let Some((id, v)) = self.pick_id(u)? {
                     let before = self.current(&id).map(|a| a.version);
-                    let r = self.engine.cancel(&self.who, &id, v, "patient_request");
+                    let reason = *u.choose(&[CancelReason::PatientRequest, CancelReason::Other])?;
+                    let note = format!("{SENTINEL} note");
+                    let note = u.arbitrary::<bool>()?.then_some(note.as_str());
+                    let r = self.engine.cancel(&self.who, &id, v, reason, note);
                     self.changed(&id, before, &r);
                     if r.is_ok() {
                         // A waitlist offer may now hold the freed slot.

@@ -120,7 +120,7 @@ fn rrule(u: &mut Unstructured<'_>, base_date: NaiveDate) -> Result<String> {
     match u.int_in_range(0..=5)? {
         0 => r.push_str(&format!(";COUNT={}", u.int_in_range(1..=30)?)),
         1 => {
-            let until = base_date + Duration::days(u.int_in_range(0..=8)?);
+            let until = base_date + Duration::days(u.int_in_range(1..=8)?);
             r.push_str(&format!(";UNTIL={}T120000Z", until.format("%Y%m%d")));
         }
         _ => {}
