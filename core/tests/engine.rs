@@ -487,6 +487,32 @@ fn series_all_or_nothing_and_book_free() {
 }
 
 #[test]
+fn a_hostile_series_rule_is_a_typed_error_not_a_panic() {
+    // `BYDAY=éa` panicked inside the `rrule` crate, reachable by anyone
+    // allowed to book a series.
+    let (e, _) = engine();
+    for rule in [
+        "FREQ=WEEKLY;BYDAY=éa",
+        "FREQ=YEARLY;BYDAY=99999MO",
+        "FREQ=MONTHLY;BYDAY=-54MO",
+    ] {
+        let p = SeriesProposal {
+            type_id: "visit".into(),
+            zone: NY.into(),
+            dtstart: wall("2027-03-16T09:00"),
+            rrule: rule.into(),
+            resources: vec!["dr-a".into()],
+            patient: Some("pat-5".into()),
+        };
+        let err = e
+            .book_series(&ops(), &p, SeriesPolicy::BookFree, None)
+            .unwrap_err();
+        assert_eq!(err.code(), "rrule_invalid", "{rule}");
+    }
+    assert_eq!(day_slots(&e, "dr-a").len(), 5, "nothing booked");
+}
+
+#[test]
 fn explain_through_the_engine_names_the_appointment() {
     let (e, _) = engine();
     let b = e
