@@ -373,7 +373,7 @@ fn killed_connections_are_retried_and_idempotent() {
             if first_known {
                 assert!(
                     c.replayed,
-                    "k-{th}-{i}: committed during the storm, applied again"
+                    "k-{th}-{i}: committed during the storm, its retry not answered as a replay"
                 );
             } else {
                 after_storm += 1;
@@ -381,7 +381,10 @@ fn killed_connections_are_retried_and_idempotent() {
             log.results.push(c.appointments[0].key);
             // And once more: now it must be a replay in any case.
             let again = store.commit(&t, killed_batch(th, i)).unwrap();
-            assert!(again.replayed, "k-{th}-{i}: a committed key applied again");
+            assert!(
+                again.replayed,
+                "k-{th}-{i}: a retry of a committed key not answered as a replay"
+            );
             log.results.extend(again.appointments.iter().map(|a| a.key));
             let first = log.results[0];
             assert!(
