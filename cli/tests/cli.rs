@@ -1144,3 +1144,48 @@ fn invalid_utf8_is_bad_input() {
         stderr(&o)
     );
 }
+
+/// Every case of the hostile corpus (`tests/hostile/cases.tsv`) ends with
+/// its typed outcome: the exit status and error code listed there, one
+/// error line and no panic. (`scripts/hostile` also times them.)
+#[test]
+fn hostile_corpus_cases_end_with_their_typed_outcome() {
+    let dir: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "tests", "hostile"]
+        .iter()
+        .collect();
+    let cases = std::fs::read_to_string(dir.join("cases.tsv")).unwrap();
+    let mut ran = 0;
+    for line in cases
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let fields: Vec<&str> = line.splitn(4, '\t').collect();
+        let [name, status, code, args] = fields[..] else {
+            panic!("bad case line {line:?}");
+        };
+        let args = args.replace("{}", &dir.to_string_lossy());
+        let args: Vec<&str> = args.split(' ').collect();
+        let o = medsched(&args);
+        let status: i32 = status.parse().unwrap();
+        if code == "-" {
+            assert_eq!(o.status.code(), Some(status), "{name}: {}", stderr(&o));
+        } else {
+            assert_error_status(&o, code, status, name);
+        }
+        ran += 1;
+    }
+    assert!(ran >= 20, "only {ran} hostile cases");
+}
+
+/// Like `assert_error`, for outputs too large to compare.
+fn assert_error_status(o: &Output, code: &str, status: i32, name: &str) {
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "{name}: panic: {err}");
+    assert_eq!(o.status.code(), Some(status), "{name}: {err}");
+    assert_eq!(err.lines().count(), 1, "{name}: one line expected: {err:?}");
+    assert!(
+        err.starts_with(&format!("error[{code}]: ")),
+        "{name}: expected {code}, got {err:?}"
+    );
+    assert!(err.len() < 400, "{name}: long message: {err}");
+}

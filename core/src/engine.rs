@@ -1068,7 +1068,10 @@ impl<S: Store> Engine<S> {
         }
         let mut a = current.appointment.clone();
         a.status = to;
-        let claims_needed = to.holds_time() && !from.holds_time();
+        // A lapsed hold holds no time any more: moving it to a status that
+        // holds time claims the slot again, checked like a new booking.
+        let lapsed = current.hold_expires_at.is_some_and(|h| h <= now);
+        let claims_needed = to.holds_time() && (!from.holds_time() || lapsed);
         if claims_needed {
             if let (Some(t), Some(start)) = (a.type_id.as_ref(), a.start) {
                 let p = Proposal {

@@ -249,6 +249,35 @@ fn holds_block_until_they_lapse_and_confirm_before() {
 }
 
 #[test]
+fn a_lapsed_hold_moved_to_booked_is_checked_like_a_new_booking() {
+    // Found by the `engine_ops` fuzz target: a pending hold that lapsed was
+    // moved to `booked` without a claim, double-booking the slot another
+    // booking had taken since.
+    let (e, clock) = engine();
+    let h = e
+        .hold(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"), Some(600))
+        .unwrap();
+    clock.advance(Duration::minutes(11));
+    e.book(&ops(), &req("2027-03-16T13:00:00Z", "dr-a"))
+        .unwrap();
+    let id = h.appointment.appointment.id.0.clone();
+    let moved = e.transition(&ops(), &id, 1, AppointmentStatus::Booked);
+    assert_eq!(moved.unwrap_err().code(), "slot_unavailable");
+    // With the slot free again, the same move claims it.
+    let h = e
+        .hold(&ops(), &req("2027-03-16T15:00:00Z", "dr-a"), Some(600))
+        .unwrap();
+    clock.advance(Duration::minutes(11));
+    let id = h.appointment.appointment.id.0.clone();
+    let moved = e
+        .transition(&ops(), &id, 1, AppointmentStatus::Booked)
+        .unwrap();
+    assert_eq!(moved.appointment.status, AppointmentStatus::Booked);
+    let other = e.book(&ops(), &req("2027-03-16T15:00:00Z", "dr-a"));
+    assert_eq!(other.unwrap_err().code(), "slot_unavailable");
+}
+
+#[test]
 fn lifecycle_follows_the_fhir_table_with_versions() {
     let (e, _) = engine();
     let b = e

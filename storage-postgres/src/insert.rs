@@ -917,9 +917,10 @@ impl PgStore {
         items
             .iter()
             .map(|it| {
-                if lost {
-                    // The call may have committed: the item's appointment
-                    // tells.
+                // The call may have committed: the item's appointment
+                // tells. With a key, the next call tells (its recorded
+                // result, `replayed`, whichever request committed it).
+                if lost && it.idempotency.is_none() {
                     if let Ok(Some(done)) = self.inserted(it) {
                         return Ok(done);
                     }
@@ -966,8 +967,14 @@ impl PgStore {
             }
             if is_connection_loss(&err) {
                 lost_before = true;
-                if let Ok(Some(done)) = self.inserted(item) {
-                    return Ok(done);
+                // Without a key, an existing appointment of the item's id
+                // is its own insert; with one, the retried call answers
+                // with the key's recorded result (`replayed`: an earlier
+                // request may have committed it).
+                if item.idempotency.is_none() {
+                    if let Ok(Some(done)) = self.inserted(item) {
+                        return Ok(done);
+                    }
                 }
             } else if !is_retryable(&err) {
                 return Err(unavailable(&err));

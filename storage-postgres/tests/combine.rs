@@ -3,7 +3,9 @@
 //! would have had alone: one winner per slot, duplicate ids refused,
 //! idempotency keys replayed, audit chains intact, across tenants.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use medsched_postgres::PgStore;
@@ -12,7 +14,7 @@ use medsched_storage::{
     Idempotency, NewAudit, NewEvent, Op, StorageError, Store, TenantId,
 };
 
-use crate::pg::app_store;
+use crate::pg::{app_store, own_app_store};
 
 const THREADS: usize = 16;
 
@@ -96,6 +98,76 @@ fn race(
     })
 }
 
+/// Runs `batch(thread)` on `THREADS` threads released together while a
+/// transaction on `gate` (the owner's connection) holds the appointments
+/// table: the calls the store makes wait in the database, and the callers
+/// that come while they wait queue for a shared call. Once every thread
+/// is in and every call made so far waits (`watch` looks) or has answered
+/// (a refusal found by probing writes nothing, so the gate does not stop
+/// it), the gate opens: the queued bookings then share calls, whatever
+/// the scheduler did.
+fn race_gated(
+    store: &PgStore,
+    gate: &mut postgres::Client,
+    watch: &mut postgres::Client,
+    batch: impl Fn(usize) -> (TenantId, Batch) + Sync,
+) -> Vec<Result<Committed, StorageError>> {
+    let barrier = Barrier::new(THREADS);
+    let entered = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let calls_before = store.booking_calls().calls;
+    let mut tx = gate.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE medsched.appointments IN EXCLUSIVE MODE")
+        .unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (barrier, batch) = (&barrier, &batch);
+                let (entered, finished) = (&entered, &finished);
+                s.spawn(move || {
+                    let (tenant, b) = batch(i);
+                    barrier.wait();
+                    entered.fetch_add(1, Ordering::SeqCst);
+                    let r = store.commit(&tenant, b);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    r
+                })
+            })
+            .collect();
+        // A panic here ends the transaction (the gate opens), so the
+        // threads end and the scope re-raises it.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let calls = store.booking_calls().calls - calls_before;
+            let waiting: i64 = watch
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE datname = current_database() AND backend_type = 'client backend'
+                       AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            // Each call answered under the gate answered at least one
+            // thread.
+            let done = finished.load(Ordering::SeqCst) as u64;
+            if entered.load(Ordering::SeqCst) == THREADS
+                && calls > 0
+                && u64::try_from(waiting).unwrap() + done >= calls
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the racers did not line up: {calls} calls, {waiting} waiting, {done} answered"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tx.commit().unwrap();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn audited(store: &PgStore, tenant: &TenantId) -> usize {
     let records = store.audit_records(tenant, 1, 10_000).unwrap();
     verify_chain(&records).unwrap_or_else(|b| panic!("chain of {tenant} breaks: {b:?}"));
@@ -103,18 +175,22 @@ fn audited(store: &PgStore, tenant: &TenantId) -> usize {
 }
 
 /// Two tenants, 16 threads per round; threads 2k and 2k+1 of a tenant race
-/// for the same slot of the same room. Rounds repeat until some call
-/// carried several bookings (so that combining was exercised), at most 30.
+/// for the same slot of the same room, released behind a gate so that
+/// bookings share calls (see [`race_gated`]). Rounds repeat until some
+/// call carried several bookings (so that combining was exercised) and 4
+/// rounds ran; 30 rounds without a shared call fail.
 #[test]
 fn racing_pairs_get_one_winner_each_across_shared_calls() {
-    let store = app_store();
+    let (store, owner_url) = own_app_store("combine_pairs");
+    let mut gate = postgres::Client::connect(&owner_url, postgres::NoTls).unwrap();
+    let mut watch = postgres::Client::connect(&owner_url, postgres::NoTls).unwrap();
     let tenants = [TenantId::from("combine-a"), TenantId::from("combine-b")];
     let before = store.booking_calls();
     let mut rounds = 0i64;
     let (mut won, mut taken) = (0usize, 0usize);
     loop {
         let r = rounds;
-        let results = race(&store, |i| {
+        let results = race_gated(&store, &mut gate, &mut watch, |i| {
             let tenant = tenants[i / 8].clone();
             let pair = (i % 8) / 2;
             let b = booking(
@@ -212,11 +288,14 @@ fn shared_keys_and_ids_resolve_as_if_one_after_the_other() {
 
 /// Holds that have lapsed never block, also when the bookings that meet
 /// them share a call (such an item is committed alone, after removing the
-/// lapsed hold); a live hold does block. Rounds repeat until one round's
-/// bookings shared a call.
+/// lapsed hold); a live hold does block. The bookings race behind a gate
+/// (see [`race_gated`]); rounds repeat until one round's bookings shared a
+/// call, at most 30.
 #[test]
 fn lapsed_holds_give_way_in_shared_calls_and_live_ones_do_not() {
-    let store = app_store();
+    let (store, owner_url) = own_app_store("combine_holds");
+    let mut gate = postgres::Client::connect(&owner_url, postgres::NoTls).unwrap();
+    let mut watch = postgres::Client::connect(&owner_url, postgres::NoTls).unwrap();
     let t = TenantId::from("combine-holds");
     for round in 0..30 {
         let slot = 5 + 10 * round;
@@ -239,7 +318,7 @@ fn lapsed_holds_give_way_in_shared_calls_and_live_ones_do_not() {
             store.commit(&t, b).unwrap();
         }
         let before = store.booking_calls();
-        let results = race(&store, |i| {
+        let results = race_gated(&store, &mut gate, &mut watch, |i| {
             (
                 t.clone(),
                 booking(&format!("hb{round}-{i}"), &format!("room-{i}"), slot, None),

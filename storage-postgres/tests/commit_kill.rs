@@ -7,9 +7,12 @@
 //!
 //! The commit is made observable and slow in this test database only: a
 //! deferred constraint trigger on `medsched.appointments` (deferred
-//! triggers run while committing) sleeps one second the first time it
-//! fires. "First time" is counted by a sequence, which is not rolled back
-//! with the killed transaction, so only the first attempt is slow.
+//! triggers run while committing) sleeps the first time it fires, until
+//! the test terminates it (at most a minute, so a test that never finds it
+//! fails instead of hanging): the kill cannot miss its window however
+//! slowly the killer is scheduled. "First time" is counted by a sequence,
+//! which is not rolled back with the killed transaction, so only the first
+//! attempt is slow.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,9 @@ use medsched_storage::{
 };
 
 use crate::pg::server;
+
+/// How long the first firing of the trigger sleeps unless terminated.
+const SLEEP_SECS: u64 = 60;
 
 fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 7, hour, 0, 0).unwrap()
@@ -37,10 +43,10 @@ struct Kill {
 /// Polls `pg_stat_activity` of the database at `url` until a backend is
 /// sleeping in the deferred trigger (so it is committing: COMMIT, or the
 /// end of an autocommit statement), then terminates it. `None` if none was
-/// seen within 10 s.
+/// seen within [`SLEEP_SECS`] (the trigger sleeps that long at most).
 fn kill_at_commit(url: &str) -> Option<Kill> {
     let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(SLEEP_SECS);
     while Instant::now() < deadline {
         let row = admin
             .query_opt(
@@ -127,21 +133,21 @@ fn killed_at_commit(name: &str, keyed: bool, hours: &[u32], query: &str) {
     let store = PgStore::connect(&url, 2).unwrap();
     store.migrate().unwrap();
     let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-    raw.batch_execute(
+    raw.batch_execute(&format!(
         "CREATE SEQUENCE public.test_slow_commit_seq;
          CREATE FUNCTION public.medsched_test_slow_commit() RETURNS trigger
          LANGUAGE plpgsql AS $$
          BEGIN
              IF nextval('public.test_slow_commit_seq') = 1 THEN
-                 PERFORM pg_sleep(1.0);
+                 PERFORM pg_sleep({SLEEP_SECS});
              END IF;
              RETURN NULL;
          END $$;
          CREATE CONSTRAINT TRIGGER test_slow_commit
              AFTER INSERT ON medsched.appointments
              DEFERRABLE INITIALLY DEFERRED
-             FOR EACH ROW EXECUTE FUNCTION public.medsched_test_slow_commit();",
-    )
+             FOR EACH ROW EXECUTE FUNCTION public.medsched_test_slow_commit();"
+    ))
     .unwrap();
 
     let t = TenantId(name.to_owned());
@@ -192,8 +198,9 @@ fn killed_at_commit(name: &str, keyed: bool, hours: &[u32], query: &str) {
     assert_eq!(kill.wait_event.as_deref(), Some("PgSleep"));
     assert!(kill.terminated, "pg_terminate_backend({}) failed", kill.pid);
 
-    // The terminated backend is gone.
-    let gone_by = Instant::now() + Duration::from_secs(5);
+    // The terminated backend is gone (it may take a moment to exit; the
+    // bound only keeps a backend that never exits from hanging the test).
+    let gone_by = Instant::now() + Duration::from_secs(60);
     loop {
         let alive: i64 = raw
             .query_one(

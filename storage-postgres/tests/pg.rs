@@ -246,3 +246,29 @@ pub(crate) fn app_store() -> PgStore {
     });
     PgStore::connect(url, 16).expect("connect as the runtime role")
 }
+
+/// The runtime role of [`own_app_store`] (created once per server).
+const OWN_APP_ROLE: &str = "medsched_own_app";
+
+/// A store on a new database of its own, migrated by the owner and
+/// connected as a runtime role that row-level security binds (as
+/// [`app_store`]), and the owner's connection string: for tests that lock
+/// tables or count sessions, which a shared database would disturb.
+pub(crate) fn own_app_store(prefix: &str) -> (PgStore, String) {
+    static ROLE: OnceLock<()> = OnceLock::new();
+    let owner_url = server().fresh_database(prefix);
+    let owner = PgStore::connect(&owner_url, 1).expect("connect as owner");
+    owner.migrate().expect("migrate");
+    ROLE.get_or_init(|| {
+        let mut admin = postgres::Client::connect(&owner_url, postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!(
+                "CREATE ROLE {OWN_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE"
+            ))
+            .expect("create the runtime role");
+    });
+    owner.grant_runtime_role(OWN_APP_ROLE).expect("grant");
+    let url = owner_url.replace("user=postgres", &format!("user={OWN_APP_ROLE}"));
+    let store = PgStore::connect(&url, 16).expect("connect as the runtime role");
+    (store, owner_url)
+}

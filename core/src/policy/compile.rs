@@ -60,10 +60,18 @@ pub struct PolicyDoc {
 }
 
 const SCOPES: usize = 5;
+const ACTIONS: usize = Action::ALL.len();
+
+/// Most roles a policy may define. Role indices are `u32`, wide enough for
+/// any policy that loads; a larger policy is refused with `policy_invalid`.
+pub const MAX_ROLES: usize = 50_000;
+
+/// A role's index in the compiled policy.
+type RoleIdx = u32;
 
 /// A role's own (scope index, action bit) grants and denies.
 type OwnRules = (Vec<(usize, u32)>, Vec<(usize, u32)>);
-const NONE: u16 = u16::MAX;
+const NONE: RoleIdx = RoleIdx::MAX;
 
 #[derive(Debug, Clone)]
 struct CompiledRole {
@@ -72,9 +80,9 @@ struct CompiledRole {
     /// Action bits denied, per scope (inheritance included).
     denies: [u32; SCOPES],
     /// For each scope and action bit, the role that declared the grant.
-    grant_from: [[u16; 13]; SCOPES],
+    grant_from: [[RoleIdx; ACTIONS]; SCOPES],
     /// For each scope and action bit, the role that declared the deny.
-    deny_from: [[u16; 13]; SCOPES],
+    deny_from: [[RoleIdx; ACTIONS]; SCOPES],
     break_glass: bool,
 }
 
@@ -83,7 +91,7 @@ struct CompiledRole {
 pub struct Policy {
     doc: PolicyDoc,
     names: Vec<String>,
-    index: HashMap<String, u16>,
+    index: HashMap<String, RoleIdx>,
     roles: Vec<CompiledRole>,
     max_break_glass_minutes: u32,
 }
@@ -118,11 +126,17 @@ impl Policy {
         if doc.version.trim().is_empty() {
             return Err(invalid("version".into(), "must not be empty"));
         }
+        if doc.roles.len() > MAX_ROLES {
+            return Err(invalid(
+                "roles".into(),
+                format!("{} roles exceed the limit of {MAX_ROLES}", doc.roles.len()),
+            ));
+        }
         let names: Vec<String> = doc.roles.keys().cloned().collect();
-        let index: HashMap<String, u16> = names
+        let index: HashMap<String, RoleIdx> = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.clone(), i as u16))
+            .map(|(i, n)| (n.clone(), i as RoleIdx))
             .collect();
         // Own rules per role, validated.
         let mut own: Vec<OwnRules> = Vec::with_capacity(names.len());
@@ -177,8 +191,10 @@ impl Policy {
                 "must be at least 1 when roles may elevate",
             ));
         }
-        // Inheritance closure, refusing cycles.
-        let parents: Vec<Vec<u16>> = doc
+        // Inheritance closure in linear time: roles in an order where every
+        // parent comes before its children (refusing cycles), then each
+        // role's masks are its own rules OR its parents' closed masks.
+        let parents: Vec<Vec<RoleIdx>> = doc
             .roles
             .values()
             .map(|r| {
@@ -188,89 +204,62 @@ impl Policy {
                     .collect()
             })
             .collect();
-        let mut closure: Vec<Vec<u16>> = Vec::with_capacity(names.len());
-        for start in 0..names.len() {
-            let mut seen = vec![false; names.len()];
-            let mut stack = vec![(start as u16, 0usize)];
-            let mut on_path = vec![false; names.len()];
-            let mut members = Vec::new();
-            // Depth-first with an explicit path to find cycles.
-            if let Some(x) = on_path.get_mut(start) {
-                *x = true;
-            }
-            if let Some(x) = seen.get_mut(start) {
-                *x = true;
-            }
-            members.push(start as u16);
-            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-                let kids = parents
-                    .get(node as usize)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                if let Some(&kid) = kids.get(*next) {
-                    *next += 1;
-                    if on_path.get(kid as usize).copied().unwrap_or(false) {
-                        return Err(invalid(
-                            format!(
-                                "roles.{}.inherits",
-                                truncate(names.get(node as usize).map_or("", String::as_str))
-                            ),
-                            format!(
-                                "inheritance cycle through `{}`",
-                                truncate(names.get(kid as usize).map_or("", String::as_str))
-                            ),
-                        ));
-                    }
-                    if !seen.get(kid as usize).copied().unwrap_or(true) {
-                        if let Some(x) = seen.get_mut(kid as usize) {
-                            *x = true;
-                        }
-                        if let Some(x) = on_path.get_mut(kid as usize) {
-                            *x = true;
-                        }
-                        members.push(kid);
-                        stack.push((kid, 0));
-                    }
-                } else {
-                    if let Some(x) = on_path.get_mut(node as usize) {
-                        *x = false;
-                    }
-                    stack.pop();
-                }
-            }
-            closure.push(members);
-        }
-        let bg: Vec<u16> = doc
+        let order = parents_first(&names, &parents)?;
+        let bg: std::collections::HashSet<RoleIdx> = doc
             .break_glass
             .roles
             .iter()
             .filter_map(|r| index.get(r).copied())
             .collect();
-        let roles = closure
-            .iter()
-            .enumerate()
-            .map(|(i, members)| {
-                let mut r = CompiledRole {
-                    grants: [0; SCOPES],
-                    denies: [0; SCOPES],
-                    grant_from: [[NONE; 13]; SCOPES],
-                    deny_from: [[NONE; 13]; SCOPES],
-                    break_glass: bg.contains(&(i as u16)),
-                };
-                for &m in members {
-                    let Some((grants, denies)) = own.get(m as usize) else {
-                        continue;
-                    };
-                    for &(s, bit) in grants {
-                        set(&mut r.grants, &mut r.grant_from, s, bit, m);
-                    }
-                    for &(s, bit) in denies {
-                        set(&mut r.denies, &mut r.deny_from, s, bit, m);
-                    }
-                }
-                r
+        let mut roles: Vec<CompiledRole> = (0..names.len())
+            .map(|i| CompiledRole {
+                grants: [0; SCOPES],
+                denies: [0; SCOPES],
+                grant_from: [[NONE; ACTIONS]; SCOPES],
+                deny_from: [[NONE; ACTIONS]; SCOPES],
+                break_glass: bg.contains(&(i as RoleIdx)),
             })
             .collect();
+        for &i in &order {
+            let mut r = roles
+                .get(i as usize)
+                .cloned()
+                .ok_or_else(|| Error::internal("a role index outside the policy"))?;
+            // The role's own rules first, then each parent in `inherits`
+            // order: the same attribution as a depth-first walk.
+            if let Some((grants, denies)) = own.get(i as usize) {
+                for &(s, bit) in grants {
+                    set(&mut r.grants, &mut r.grant_from, s, bit, i);
+                }
+                for &(s, bit) in denies {
+                    set(&mut r.denies, &mut r.deny_from, s, bit, i);
+                }
+            }
+            for &p in parents
+                .get(i as usize)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let Some(parent) = roles.get(p as usize) else {
+                    continue;
+                };
+                inherit(
+                    &mut r.grants,
+                    &mut r.grant_from,
+                    &parent.grants,
+                    &parent.grant_from,
+                );
+                inherit(
+                    &mut r.denies,
+                    &mut r.deny_from,
+                    &parent.denies,
+                    &parent.deny_from,
+                );
+            }
+            if let Some(slot) = roles.get_mut(i as usize) {
+                *slot = r;
+            }
+        }
         Ok(Self {
             max_break_glass_minutes: doc.break_glass.max_minutes,
             doc,
@@ -303,7 +292,7 @@ impl Policy {
             .any(|&i| self.roles.get(i as usize).is_some_and(|r| r.break_glass))
     }
 
-    fn rule(&self, role: u16, effect: &'static str, action: Action, scope: usize) -> RuleRef {
+    fn rule(&self, role: RoleIdx, effect: &'static str, action: Action, scope: usize) -> RuleRef {
         RuleRef {
             role: self.names.get(role as usize).cloned().unwrap_or_default(),
             effect,
@@ -351,7 +340,7 @@ impl Policy {
 
         let bit = action.bit();
         let slot = bit.trailing_zeros() as usize;
-        let mut granted: Option<(u16, usize)> = None;
+        let mut granted: Option<(RoleIdx, usize)> = None;
         for name in &principal.roles {
             let Some(&i) = self.index.get(name) else {
                 continue;
@@ -433,7 +422,13 @@ impl Policy {
     }
 }
 
-fn set(mask: &mut [u32; SCOPES], from: &mut [[u16; 13]; SCOPES], s: usize, bit: u32, role: u16) {
+fn set(
+    mask: &mut [u32; SCOPES],
+    from: &mut [[RoleIdx; ACTIONS]; SCOPES],
+    s: usize,
+    bit: u32,
+    role: RoleIdx,
+) {
     if let (Some(m), Some(f)) = (mask.get_mut(s), from.get_mut(s)) {
         if *m & bit == 0 {
             *m |= bit;
@@ -443,4 +438,88 @@ fn set(mask: &mut [u32; SCOPES], from: &mut [[u16; 13]; SCOPES], s: usize, bit: 
             }
         }
     }
+}
+
+/// Adds a parent's closed rules to a role's: bits the role does not have
+/// yet come with the parent's attribution.
+fn inherit(
+    mask: &mut [u32; SCOPES],
+    from: &mut [[RoleIdx; ACTIONS]; SCOPES],
+    parent_mask: &[u32; SCOPES],
+    parent_from: &[[RoleIdx; ACTIONS]; SCOPES],
+) {
+    for s in 0..SCOPES {
+        let (Some(m), Some(f), Some(pm), Some(pf)) = (
+            mask.get_mut(s),
+            from.get_mut(s),
+            parent_mask.get(s),
+            parent_from.get(s),
+        ) else {
+            continue;
+        };
+        let mut new = *pm & !*m;
+        *m |= *pm;
+        while new != 0 {
+            let slot = new.trailing_zeros() as usize;
+            if let (Some(x), Some(&y)) = (f.get_mut(slot), pf.get(slot)) {
+                *x = y;
+            }
+            new &= new - 1;
+        }
+    }
+}
+
+/// The roles in an order where every parent comes before its children,
+/// by an iterative depth-first walk (a 20,000-deep chain needs no deep
+/// stack); an inheritance cycle is `policy_invalid` naming the role.
+fn parents_first(names: &[String], parents: &[Vec<RoleIdx>]) -> Result<Vec<RoleIdx>, Error> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    let mut mark = vec![Mark::New; names.len()];
+    let mut order = Vec::with_capacity(names.len());
+    let name = |i: RoleIdx| truncate(names.get(i as usize).map_or("", String::as_str));
+    for root in 0..names.len() as RoleIdx {
+        if mark.get(root as usize) != Some(&Mark::New) {
+            continue;
+        }
+        let mut stack: Vec<(RoleIdx, usize)> = vec![(root, 0)];
+        if let Some(m) = mark.get_mut(root as usize) {
+            *m = Mark::OnPath;
+        }
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let kids = parents
+                .get(node as usize)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some(&kid) = kids.get(*next) {
+                *next += 1;
+                match mark.get(kid as usize) {
+                    Some(Mark::OnPath) => {
+                        return Err(invalid(
+                            format!("roles.{}.inherits", name(node)),
+                            format!("inheritance cycle through `{}`", name(kid)),
+                        ))
+                    }
+                    Some(Mark::New) => {
+                        if let Some(m) = mark.get_mut(kid as usize) {
+                            *m = Mark::OnPath;
+                        }
+                        stack.push((kid, 0));
+                    }
+                    _ => {}
+                }
+            } else {
+                if let Some(m) = mark.get_mut(node as usize) {
+                    *m = Mark::Done;
+                }
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    Ok(order)
 }

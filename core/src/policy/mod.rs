@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use compile::{BreakGlassDoc, Policy, PolicyDoc, RoleDoc, RuleDoc};
+pub use compile::{BreakGlassDoc, Policy, PolicyDoc, RoleDoc, RuleDoc, MAX_ROLES};
 
 /// What a principal wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
