@@ -445,7 +445,7 @@ fn split_property(line: &str) -> Result<Property<'_>, Error> {
     for p in pieces {
         let (k, v) = p
             .split_once('=')
-            .ok_or_else(|| Error::rrule(format!("a parameter of `{name}` has no `=`")))?;
+            .ok_or_else(|| Error::rrule("a parameter has no `=`"))?;
         params.push((k.trim().to_ascii_uppercase(), v.trim().trim_matches('"')));
     }
     Ok(Property {
