@@ -444,23 +444,18 @@ fn with_unrelated(mut doc: PolicyDoc, extra: usize, prefix: &str) -> PolicyDoc {
             scope: "tenant".into(),
         })
         .collect::<Vec<_>>();
+    let name = |k: usize| {
+        let lead = ["0", "m", "~"][k % 3];
+        format!("{lead}{prefix}{k:06}")
+    };
     for k in 0..extra {
-        let name = match k % 3 {
-            0 => format!("0{prefix}{k:06}"),
-            1 => format!("m{prefix}{k:06}"),
-            _ => format!("~{prefix}{k:06}"),
-        };
         let inherits = if k > 0 && k % 2 == 0 {
-            vec![match (k - 1) % 3 {
-                0 => format!("0{prefix}{:06}", k - 1),
-                1 => format!("m{prefix}{:06}", k - 1),
-                _ => format!("~{prefix}{:06}", k - 1),
-            }]
+            vec![name(k - 1)]
         } else {
             vec![]
         };
         doc.roles.insert(
-            name,
+            name(k),
             RoleDoc {
                 inherits,
                 grants: all.clone(),

@@ -24,13 +24,6 @@ pub(super) struct Simple {
     week_origin: i64,
 }
 
-fn weekday_code(code: &str) -> Option<u32> {
-    super::parse::WEEKDAYS
-        .iter()
-        .position(|c| *c == code)
-        .map(|p| p as u32)
-}
-
 impl Simple {
     pub(super) fn from_parts(parts: &RuleParts, dtstart: NaiveDateTime) -> Option<Self> {
         let weekly = match parts.freq.as_str() {
@@ -45,7 +38,7 @@ impl Simple {
         let start_day = day_of_wall(wall);
         let mut days = 0u8;
         for d in &parts.byday {
-            days |= 1 << weekday_code(d)?;
+            days |= 1 << super::parse::weekday(d)?;
         }
         if days == 0 {
             if !weekly {
@@ -54,7 +47,7 @@ impl Simple {
                 days = 1 << weekday_of_day(start_day);
             }
         }
-        let wkst = weekday_code(&parts.wkst)?;
+        let wkst = super::parse::weekday(&parts.wkst)?;
         let back = (i64::from(weekday_of_day(start_day)) - i64::from(wkst)).rem_euclid(7);
         Some(Self {
             weekly,

@@ -106,7 +106,8 @@ fn small_int(v: &str, signed: bool, digits: usize) -> Option<i32> {
     Some(if neg { -n } else { n })
 }
 
-fn weekday(code: &str) -> Option<u8> {
+/// The weekday (Monday = 0) of a two-letter code.
+pub(super) fn weekday(code: &str) -> Option<u8> {
     WEEKDAYS.iter().position(|w| *w == code).map(|p| p as u8)
 }
 
